@@ -1,0 +1,5 @@
+import sys
+
+from mraa.cli import main
+
+sys.exit(main())

@@ -1,0 +1,80 @@
+"""Command line: ``mraa <command> ...``. A thin layer over the Python API.
+
+Each sub-command lives in its own module exposing ``add_parser(subparsers)``; the parser it
+creates sets ``func`` to a callable taking the parsed arguments and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from mraa.errors import MRAAError
+
+# command modules, in the order `mraa --help` lists them
+COMMANDS = (
+    "animate",
+    "segment",
+    "swap",
+    "demo",
+    "train",
+    "train_avd",
+    "reconstruct",
+    "export",
+    "synth",
+    "prepare",
+    "toy",
+    "app",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mraa import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="mraa",
+        description="Motion Representations for Articulated Animation: animate, train, segment, evaluate.",
+    )
+    parser.add_argument("--version", action="version", version=f"mraa {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"mraa.cli.{name}")
+        except ModuleNotFoundError as exc:  # a command whose module is not part of this build
+            if exc.name == f"mraa.cli.{name}":
+                continue
+            raise
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mraa`` console script. Returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s: %(message)s",
+        force=True,
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except MRAAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run() -> None:
+    sys.exit(main())
