@@ -1,0 +1,211 @@
+"""Checkpoints: the official ``.pth`` layout and our safetensors export.
+
+Official file: ``torch.save`` of ``{"generator": sd, "region_predictor": sd, "bg_predictor": sd,
+"avd_network": sd, "optimizer_reconstruction": ..., "epoch_reconstruction": int, ...}``.
+Export: ``model.safetensors`` with flat keys ``generator.*``, ``region_predictor.*``, ... plus ``config.yaml``.
+The loader is chosen by the file suffix. Loading is always ``weights_only`` (no arbitrary unpickling).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mraa.config import MRAAConfig, config_from_dict, load_config, save_config, to_dict
+from mraa.errors import MRAAError
+from mraa.models import MRAAModels
+
+log = logging.getLogger(__name__)
+
+MODEL_KEYS = ("generator", "region_predictor", "bg_predictor", "avd_network")
+SAFETENSORS_NAME = "model.safetensors"
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint file into ``{"generator": state_dict, ...}`` (plus any optimizer/epoch/config keys).
+
+    ``path`` may be an official/training ``.pth``, a ``.safetensors`` file, or an export folder.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / SAFETENSORS_NAME
+    if not path.is_file():
+        raise MRAAError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()
+        detail = next(
+            (line for line in first if "GLOBAL" in line or "Unsupported" in line), first[0] if first else ""
+        )
+        raise MRAAError(
+            f"refusing to load {path}: it needs unsafe unpickling ({detail.strip()}); only tensors, "
+            "dicts and numbers are accepted"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise MRAAError(f"cannot read checkpoint {path} (corrupt or not a PyTorch file): {message}") from None
+    if not isinstance(data, dict) or not any(k in data for k in MODEL_KEYS):
+        raise MRAAError(f"{path} is not an MRAA checkpoint (no generator/region_predictor state dicts)")
+    return data
+
+
+def _read_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        flat = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise MRAAError(f"cannot read {path}: {exc}") from None
+    data: dict[str, Any] = {}
+    for key, value in flat.items():
+        module, _, name = key.partition(".")
+        if module not in MODEL_KEYS:
+            raise MRAAError(f"{path}: unexpected key {key!r}")
+        data.setdefault(module, {})[name] = value
+    config_path = path.with_name("config.yaml")
+    if config_path.is_file():
+        data["config"] = config_path
+    return data
+
+
+def _suggest(module_name: str, missing: list[str], unexpected: list[str], mismatched: list[str]) -> str:
+    keys = " ".join(missing + unexpected + mismatched)
+    hints = []
+    if "jacobian" in keys:
+        hints.append("region_predictor_params.pca_based / estimate_affine differ from the checkpoint")
+    if "regions.weight" in keys or "mask.weight" in keys or "decoder.9" in keys:
+        hints.append("model_params.num_regions differs from the checkpoint")
+    if module_name == "bg_predictor" and ("fc." in keys or "encoder." in keys):
+        hints.append("bg_predictor_params.bg_type differs from the checkpoint")
+    if "occlusion" in keys:
+        hints.append("estimate_occlusion_map differs from the checkpoint")
+    if "down.weight" in keys:
+        hints.append("a scale_factor (1 vs < 1) differs from the checkpoint")
+    if "bottleneck" in keys or "down_blocks" in keys or "up_blocks" in keys:
+        hints.append("block counts or widths (num_blocks, block_expansion, max_features) differ")
+    if "id_encoder" in keys or "pose_encoder" in keys:
+        hints.append("avd_network_params (bottleneck sizes) or num_regions differ")
+    return f" (likely cause: {'; '.join(dict.fromkeys(hints))})" if hints else ""
+
+
+def load_state_dict_strict(
+    module: nn.Module, state: dict, module_name: str, source: str = "checkpoint"
+) -> None:
+    """``load_state_dict(strict=True)`` with an actionable one-line error on mismatch."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}")
+        if mismatched:
+            parts.append(f"shape mismatch (file vs config) {', '.join(mismatched[:2])}")
+        hint = _suggest(module_name, missing, unexpected, mismatched)
+        raise MRAAError(f"{source}: {module_name} does not match the config: {'; '.join(parts)}{hint}")
+    module.load_state_dict(state, strict=True)
+
+
+def load_checkpoint(
+    path: str | os.PathLike, models: MRAAModels, require: tuple[str, ...] = ("generator", "region_predictor")
+) -> dict[str, Any]:
+    """Load weights into ``models`` (strict) and return the raw checkpoint dict.
+
+    Networks absent from the file (e.g. ``avd_network`` before AVD training) keep their initial weights,
+    unless listed in ``require``. Returns the checkpoint so callers can read optimizer/epoch entries.
+    """
+    data = read_checkpoint(path)
+    for name in require:
+        if name not in data:
+            raise MRAAError(f"{path}: checkpoint has no {name!r} weights")
+    for name, module in models.items():
+        if name in data:
+            load_state_dict_strict(module, data[name], name, source=str(path))
+    return data
+
+
+def has_trained_avd(checkpoint: dict[str, Any]) -> bool:
+    """True when the checkpoint holds AVD weights (official files have them only after ``train_avd``)."""
+    return bool(checkpoint.get("avd_network"))
+
+
+def config_from_checkpoint(checkpoint: dict[str, Any]) -> MRAAConfig | None:
+    """The config saved with a checkpoint (training runs and exports store one), if any."""
+    cfg = checkpoint.get("config")
+    if cfg is None:
+        return None
+    if isinstance(cfg, (str, os.PathLike)):
+        return load_config(cfg)
+    return config_from_dict(cfg)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    models: MRAAModels,
+    cfg: MRAAConfig | None = None,
+    include: tuple[str, ...] = MODEL_KEYS,
+    **extra: Any,
+) -> Path:
+    """Write a checkpoint in the official key layout (plus ``config`` and any extra entries), atomically."""
+    data: dict[str, Any] = {name: getattr(models, name).state_dict() for name in include}
+    data.update(extra)
+    if cfg is not None:
+        data["config"] = to_dict(cfg)
+    return atomic_torch_save(data, path)
+
+
+def export_safetensors(
+    models: MRAAModels, cfg: MRAAConfig, out_dir: str | os.PathLike, include: tuple[str, ...] = MODEL_KEYS
+) -> Path:
+    """Write ``out_dir/model.safetensors`` (flat ``module.key`` names) and ``out_dir/config.yaml``."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    flat = {
+        f"{name}.{key}": value.detach().contiguous().cpu()
+        for name in include
+        for key, value in getattr(models, name).state_dict().items()
+    }
+    fd, tmp = tempfile.mkstemp(prefix=".model-", suffix=".safetensors", dir=out_dir)
+    os.close(fd)
+    try:
+        save_file(flat, tmp, metadata={"format": "mraa", "modules": ",".join(include)})
+        save_config(cfg, out_dir / "config.yaml")
+        os.replace(tmp, out_dir / SAFETENSORS_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out_dir / SAFETENSORS_NAME
