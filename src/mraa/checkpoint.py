@@ -2,7 +2,8 @@
 
 Official file: ``torch.save`` of ``{"generator": sd, "region_predictor": sd, "bg_predictor": sd,
 "avd_network": sd, "optimizer_reconstruction": ..., "epoch_reconstruction": int, ...}``.
-Export: ``model.safetensors`` with flat keys ``generator.*``, ``region_predictor.*``, ... plus ``config.yaml``.
+Export: ``model.safetensors`` with flat keys ``generator.*``, ``region_predictor.*``, ...
+plus ``config.yaml``.
 The loader is chosen by the file suffix. Loading is always ``weights_only`` (no arbitrary unpickling).
 """
 

@@ -179,7 +179,7 @@ def sparse_motions(
 
 
 def warp_image(image: Tensor, flow: Tensor, padding_mode: str = "zeros") -> Tensor:
-    """Backward-warp ``image`` (B, C, H, W) by a grid_sample flow (B, h, w, 2), resizing the flow if needed."""
+    """Backward-warp ``image`` (B, C, H, W) by a grid_sample flow (B, h, w, 2), resized if needed."""
     h, w = image.shape[2:]
     if flow.shape[1:3] != (h, w):
         flow = F.interpolate(flow.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False)

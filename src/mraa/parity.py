@@ -16,6 +16,9 @@ from mraa.losses import equivariance_losses
 from mraa.models import MRAAModels, build_models
 
 RP_KEYS = ("shift", "covar", "affine", "heatmap", "u", "d")
+# inputs of the case, reported as-is
+INPUT_KEYS = ("eq/source", "eq/driving", "eq/theta", "eq/control_params", "eq/control_points",
+              "eq/driving_frame_indices")  # fmt: skip
 
 
 def _tolerance(key: str) -> float:
@@ -27,8 +30,11 @@ def _tolerance(key: str) -> float:
 def _region_params(models: MRAAModels, images: Tensor, prefix: str, out: dict, per_frame: bool) -> dict:
     if per_frame:
         parts = [models.region_predictor(images[i : i + 1]) for i in range(images.shape[0])]
-        params = {k: torch.cat([p[k].reshape(1, *p[k].shape[-3:]) if k in ("u", "d") else p[k] for p in parts])
-                  for k in parts[0]}  # fmt: skip
+        params = {}
+        for k in parts[0]:
+            params[k] = torch.cat(
+                [p[k].reshape(1, *p[k].shape[-3:]) if k in ("u", "d") else p[k] for p in parts]
+            )
     else:
         params = models.region_predictor(images)
     for key in RP_KEYS:
@@ -102,9 +108,8 @@ def _equivariance_keys(models: MRAAModels, cfg, ref: dict[str, Tensor], out: dic
         )  # fmt: skip
     for key, value in losses.items():
         out[f"eq/loss/{key}"] = value
-    for key in ("eq/source", "eq/driving", "eq/theta", "eq/control_params", "eq/control_points",
-                "eq/driving_frame_indices", "input/source", "input/driving", "input/driving_frame_indices"):  # fmt: skip
-        if key in ref:
+    for key in ref:
+        if key.startswith("input/") or key in INPUT_KEYS:
             out[key] = ref[key]
 
 

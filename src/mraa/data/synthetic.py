@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -312,8 +312,8 @@ def _corner_points(parts: list[_Part], linear: np.ndarray, origin: np.ndarray) -
     for part in parts:
         c, hx, hy = _shape_box(part)
         corners.append([(c - hx, -hy), (c + hx, -hy), (c + hx, hy), (c - hx, hy)])
-    local = np.asarray(corners)[:, None]  # (P, 1, 4, 2)
-    return np.einsum("ptij,pkj->ptki", linear, local[:, 0]) + origin[:, :, None, :]
+    local = np.asarray(corners)  # (P, 4, 2)
+    return np.einsum("ptij,pkj->ptki", linear, local) + origin[:, :, None, :]
 
 
 @dataclass
@@ -470,7 +470,7 @@ def _render_background(bg: _Background, size: int, num_frames: int) -> np.ndarra
             value = np.sin(_TWO_PI * (wave[0] * x + wave[1] * y) + phase)  # (T', H, W)
             image = image + value[..., None] * tint.astype(np.float32)
     image = np.clip(image, 0, 1).astype(np.float32)
-    return np.ascontiguousarray(np.broadcast_to(image, (num_frames, size, size, 3)))
+    return np.broadcast_to(image, (num_frames, size, size, 3)).copy()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -564,7 +564,6 @@ class _Plan:
     placement: _Placement
     looks: dict[str, _Look]
     background: _Background
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _plan_video(seed: int, index: int, cfg: SynthConfig) -> _Plan:

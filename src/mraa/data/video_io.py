@@ -8,6 +8,7 @@ complete, so an interrupted run never leaves a half-written output.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -260,10 +261,8 @@ class VideoWriter:
     def abort(self) -> None:
         """Drop everything written so far."""
         if self._writer is not None:
-            try:
+            with contextlib.suppress(Exception):  # the file is discarded anyway
                 self._writer.close()
-            except Exception:  # the file is discarded anyway
-                pass
             self._writer = None
         self._tmp.unlink(missing_ok=True)
 

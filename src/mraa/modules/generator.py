@@ -94,7 +94,7 @@ class Generator(nn.Module):
         Args:
             source_image: (B or 1, C, H, W) in [0, 1].
             bg_params: (B, 3, 3) background motion, identity when None (as at animation time).
-            source_features: cached ``encode(source_image)`` (batch 1 or B), to encode a source once per video.
+            source_features: cached ``encode(source_image)`` (batch 1 or B): encode a source once.
             motion: a precomputed flow-predictor output (skips the flow predictor).
 
         Returns:

@@ -71,7 +71,7 @@ class PixelwiseFlowPredictor(nn.Module):
         """Dense motion for each driving frame.
 
         Args:
-            source_image: (B, C, H, W); ignored when ``source_small`` (the already downscaled source) is given.
+            source_image: (B, C, H, W); ignored when ``source_small`` (already downscaled) is given.
             source_gaussians: optional cached Gaussians of the source regions (B, K, h, w).
 
         Returns:
