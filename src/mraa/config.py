@@ -146,6 +146,7 @@ class LossWeights:
     perceptual: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0, 10.0)
     equivariance_shift: float = 10.0
     equivariance_affine: float = 10.0
+    l1: float = 0.0  # mraa extension: multi-scale L1 reconstruction loss (for training without VGG weights)
 
 
 @dataclass

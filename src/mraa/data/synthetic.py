@@ -142,6 +142,7 @@ class _Part:
     pad: float = 0.3  # the shape extends pad * width beyond both ends (overlap at the joints)
     shape: str | None = None  # forced shape kind, else drawn per group
     wave: int = -1  # snake segments: position along the body wave
+    shade: float = 1.0  # colour multiplier (darker limbs on the far side)
 
 
 def _humanoid(rng: np.random.Generator) -> list[_Part]:
@@ -180,7 +181,7 @@ def _quadruped(rng: np.random.Generator) -> list[_Part]:
     body_w = u(0.38, 0.5)
     neck, neck_w = u(0.3, 0.42), u(0.2, 0.26)
     head, head_w = u(0.32, 0.42), u(0.22, 0.28)
-    upper_leg, lower_leg, leg_w = u(0.3, 0.4), u(0.3, 0.4), u(0.14, 0.19)
+    upper_leg, lower_leg, leg_w = u(0.34, 0.44), u(0.32, 0.42), u(0.15, 0.2)
     tail = u(0.35, 0.5)
     parts = [
         _Part("body", -1, (0.0, 0.0), 0.0, 0.0, 1.0, body_w, "body", 3, center=0.0, pad=0.0),
@@ -190,31 +191,41 @@ def _quadruped(rng: np.random.Generator) -> list[_Part]:
     ]
     for x, end in ((0.36, "front"), (-0.36, "back")):
         for near, shift, tag in ((False, 0.06, "far"), (True, 0.0, "near")):
-            depth = 6 if near else 0
+            depth, shade = (6, 1.0) if near else (0, 0.7)
             upper = len(parts)
             parts += [
-                _Part(f"{end}_{tag}_upper_leg", 0, (x + shift, body_w * 0.25), math.pi / 2, 0.45,
-                      upper_leg, leg_w, f"{end}_upper_leg", depth + 1),
-                _Part(f"{end}_{tag}_lower_leg", upper, (upper_leg, 0.0), 0.0, 0.4, lower_leg,
-                      leg_w * 0.85, f"{end}_lower_leg", depth),
+                _Part(f"{end}_{tag}_upper_leg", 0, (x + shift, body_w * 0.25), math.pi / 2, 0.55,
+                      upper_leg, leg_w, f"{end}_upper_leg", depth + 1, shade=shade),
+                _Part(f"{end}_{tag}_lower_leg", upper, (upper_leg, 0.0), 0.0, 0.5, lower_leg,
+                      leg_w * 0.85, f"{end}_lower_leg", depth, shade=shade),
             ]  # fmt: skip
     return parts
 
 
 def _snake(rng: np.random.Generator) -> list[_Part]:
-    count = int(rng.integers(5, 9))
-    segment, width = rng.uniform(0.45, 0.6), rng.uniform(0.24, 0.32)
-    parts = []
-    for i in range(count):
-        taper = 0.65 + 0.35 * i / (count - 1)  # thinner towards the tail
-        parts.append(
-            _Part(f"segment_{i}", i - 1, (0.0 if i == 0 else segment, 0.0), 0.0, 0.0 if i == 0 else 0.5,
-                  segment, width * taper, f"band_{i % 2}", i, wave=i)
-        )  # fmt: skip
+    count = int(rng.integers(4, 7))
+    segment = rng.uniform(0.45, 0.6)
+    width = segment * rng.uniform(0.55, 0.7)
+    mid = count // 2  # the root is a middle segment, so the body bends around its centre
+
+    def make(k: int, parent: int, attach: tuple[float, float], rest: float) -> _Part:
+        taper = 0.6 + 0.4 * k / (count - 1)  # thinner towards the tail (k = 0)
+        amplitude = 0.0 if parent < 0 else 0.4
+        center = 0.0 if parent < 0 else None
+        return _Part(f"segment_{k}", parent, attach, rest, amplitude, segment, width * taper, f"band_{k % 2}",
+                     k, center=center, wave=k)  # fmt: skip
+
+    parts = [make(mid, -1, (0.0, 0.0), 0.0)]
+    for k in range(mid + 1, count):  # towards the head
+        parts.append(make(k, len(parts) - 1, (segment / 2 if k == mid + 1 else segment, 0.0), 0.0))
     parts.append(
-        _Part("head", count - 1, (segment, 0.0), 0.0, 0.45, width * 1.5, width * 1.25, "head", count,
-              shape="ellipse", pad=0.0, wave=count)
+        _Part("head", len(parts) - 1, (segment / 2 if count == mid + 1 else segment, 0.0), 0.0, 0.45,
+              width * 1.3, width * 1.15, "head", count, shape="ellipse", pad=0.0, wave=count)
     )  # fmt: skip
+    for k in range(mid - 1, -1, -1):  # towards the tail
+        first = k == mid - 1
+        parts.append(make(k, 0 if first else len(parts) - 1, (-segment / 2 if first else segment, 0.0),
+                          math.pi if first else 0.0))  # fmt: skip
     return parts
 
 
@@ -440,7 +451,7 @@ def _sample_background(rng: np.random.Generator, cfg: SynthConfig, t: np.ndarray
     frequency = rng.uniform(0.6, 2.5, size=count)
     orientation = rng.uniform(0, _TWO_PI, size=count)
     waves = np.stack([np.cos(orientation), np.sin(orientation)], -1) * frequency[:, None]
-    tints = rng.normal(0, 1, size=(count, 3)) * 0.04 + rng.normal(0, 1, size=(count, 1)) * 0.06
+    tints = rng.normal(0, 1, size=(count, 3)) * 0.025 + rng.normal(0, 1, size=(count, 1)) * 0.04
     drift = None
     moving = rng.uniform() < cfg.camera_motion
     signals = _smooth_signals(rng, t, 2, cfg.motion_speed * 0.6)
@@ -528,7 +539,7 @@ def _draw_part(
     scale: np.ndarray,
 ) -> None:
     """Composite one part over ``frames`` (T, H, W, 3) in place; ``linear`` (T, 2, 2), ``origin`` (T, 2)."""
-    T, size = frames.shape[0], frames.shape[1]
+    size = frames.shape[1]
     c, hx, hy = _shape_box(part)
     corners = np.array([(c - hx, -hy), (c + hx, -hy), (c + hx, hy), (c - hx, hy)])
     pixels = (np.einsum("tij,kj->tki", linear, corners) + origin[:, None]) * size  # (T, 4, 2)
@@ -550,7 +561,7 @@ def _draw_part(
     mix = _texture(look, u, v, hx, 1.0 / float(pixels_per_unit.mean()))[..., None]
     color = look.color.astype(np.float32) + (look.second - look.color).astype(np.float32) * mix
     rim = np.clip(1.0 + distance / 1.5, 0, 1)[..., None]  # darken the outer 1.5 pixels: visible edges
-    color = color * (1.0 - 0.3 * rim)
+    color = color * (part.shade * (1.0 - 0.3 * rim))
     region = frames[:, y0:y1, x0:x1]
     region += (color - region) * alpha[..., None]
     if labels is not None:
@@ -663,7 +674,9 @@ def _check_destination(root: Path, overwrite: bool) -> None:
         for name in ("train", "test"):  # only remove what this generator writes
             shutil.rmtree(root / name, ignore_errors=True)
         (root / "metadata.json").unlink(missing_ok=True)
-        leftovers = [p.name for p in root.iterdir() if not p.name.startswith(".synth-")]
+        for stale in root.glob(".synth-*"):  # staging folder of an interrupted run
+            shutil.rmtree(stale, ignore_errors=True)
+        leftovers = [p.name for p in root.iterdir()]
         if leftovers:
             log.warning("%s: keeping unrelated files: %s", root, ", ".join(sorted(leftovers)[:5]))
 
@@ -748,5 +761,5 @@ def write_dataset(
     with os.fdopen(fd, "w") as handle:
         json.dump(metadata, handle, indent=1)
     os.replace(tmp, root / "metadata.json")
-    log.info("wrote %d train and %d test videos to %s", num_train, num_test, root)
+    log.debug("wrote %d train and %d test videos to %s", num_train, num_test, root)
     return metadata

@@ -156,7 +156,10 @@ class HaarUpperBodyDetector:
             width = gray.shape[1]
             for x, y, w, h in self.profile.detectMultiScale(np.ascontiguousarray(gray[:, ::-1]), **params):
                 found.append((width - x - w, y, w, h))
-        return [Box(x / scale, y / scale, (x + w) / scale, (y + h) / scale) for x, y, w, h in found]
+        return [
+            Box(float(x / scale), float(y / scale), float((x + w) / scale), float((y + h) / scale))
+            for x, y, w, h in found
+        ]
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         """Upper-body boxes in frame pixels, one per face found."""
@@ -197,7 +200,8 @@ class HogPeopleDetector:
         boxes = []
         for (x, y, w, h), score in zip(rects, np.ravel(weights)):
             if score >= self.min_score:
-                boxes.append(Box(x / scale, y / scale, (x + w) / scale, (y + h) / scale).clip(width, height))
+                box = Box(float(x / scale), float(y / scale), float((x + w) / scale), float((y + h) / scale))
+                boxes.append(box.clip(width, height))
         return boxes
 
 

@@ -1,0 +1,631 @@
+"""``prepare_dataset``: raw videos -> square person-centred chunks in ``train/`` and ``test/``.
+
+The run has three phases, each resumable:
+
+1. *analyse* every video in one decoding pass: camera cuts (PySceneDetect) and person boxes on every
+   ``detect_every``-th frame (or precomputed boxes). The result is cached in ``OUT/analysis/<id>.json``
+   and reused while the source file and the analysis options are unchanged.
+2. *plan* chunks from the cached analysis (cheap, redone every run) and split the videos that kept at
+   least one chunk into train and test, by video, with a seeded shuffle.
+3. *write* the chunks that are not on disk yet in a second decoding pass (a video whose chunks all
+   exist is not decoded again), then ``manifest.csv`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from mraa.data import video_io
+from mraa.data.prepare.chunks import PlannedChunk, plan_chunks, smooth_track, track_main_person
+from mraa.data.prepare.detectors import (
+    BOXES,
+    Box,
+    PersonDetector,
+    PrecomputedBoxes,
+    build_detector,
+    detections_to_json,
+    detector_names,
+    require_cv2,
+)
+from mraa.data.prepare.shots import ShotDetector
+from mraa.errors import MRAAError
+
+log = logging.getLogger(__name__)
+
+ANALYSIS_VERSION = 1
+SPLITS = ("train", "test")
+MANIFEST_COLUMNS = (
+    "name", "split", "video_id", "source", "shot", "shot_start", "shot_end", "start", "end",
+    "num_frames", "crop_x0", "crop_y0", "crop_size", "fps", "source_height", "source_width",
+)  # fmt: skip
+
+
+@dataclass
+class PrepareOptions:
+    """Settings of :func:`prepare_dataset`; the defaults follow the paper's TED-talks recipe.
+
+    Attributes:
+        min_frames: shortest chunk kept (frames).
+        min_person_height: smallest person box height, in source pixels, for a frame to count.
+        max_shift: a chunk ends when the person's box center moved more than this fraction of
+            their height from where it was at the chunk's first frame.
+        max_scale_change: a chunk ends when the box height changed by more than this fraction.
+        crop_scale: the square crop's side is this times the person's largest box side.
+        size: side of the output frames; chunks whose crop is smaller are dropped (no upscaling).
+        detector: registered detector name, or ``"boxes"`` for precomputed boxes.
+        boxes_dir: folder of precomputed boxes (``<video stem>.json`` or ``.csv``).
+        detect_every: run the detector on every N-th frame and interpolate in between.
+        max_gap: longest stretch (frames) interpolated between two boxes; default ``2 * detect_every``.
+        smooth_frames: moving-average window over the person's box (frames); 1 turns it off.
+        shot_threshold: PySceneDetect content threshold; 0 turns cut detection off.
+        min_shot_frames: shortest shot PySceneDetect may produce.
+        test_fraction: fraction of the kept videos that go to ``test/``.
+        seed: seed of the train/test shuffle.
+        format: ``"mp4"`` files or ``"png"`` frame folders.
+    """
+
+    min_frames: int = 64
+    min_person_height: float = 384
+    max_shift: float = 0.2
+    max_scale_change: float = 0.25
+    crop_scale: float = 1.2
+    size: int = 384
+    detector: str = "haar-upperbody"
+    boxes_dir: str | None = None
+    detect_every: int = 5
+    max_gap: int | None = None
+    smooth_frames: int = 9
+    shot_threshold: float = 27.0
+    min_shot_frames: int = 15
+    test_fraction: float = 0.1
+    seed: int = 0
+    format: str = "mp4"
+
+    def validate(self) -> None:
+        """Raise MRAAError on settings that cannot work."""
+        checks = [
+            (self.min_frames >= 1, "min_frames must be at least 1"),
+            (self.min_person_height >= 0, "min_person_height must be >= 0"),
+            (self.max_shift > 0, "max_shift must be > 0"),
+            (self.max_scale_change > 0, "max_scale_change must be > 0"),
+            (self.crop_scale >= 1, "crop_scale must be >= 1"),
+            (self.size >= 8, "size must be at least 8"),
+            (self.detect_every >= 1, "detect_every must be at least 1"),
+            (self.max_gap is None or self.max_gap >= 1, "max_gap must be at least 1"),
+            (self.smooth_frames >= 1, "smooth_frames must be at least 1"),
+            (0 <= self.test_fraction <= 1, "test_fraction must be between 0 and 1"),
+            (self.format in ("mp4", "png"), "format must be 'mp4' or 'png'"),
+            (self.detector in detector_names(), f"detector must be one of {', '.join(detector_names())}"),
+            (self.detector != BOXES or bool(self.boxes_dir), "the 'boxes' detector needs a boxes folder"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise MRAAError(message)
+
+    @property
+    def interpolation_gap(self) -> int:
+        return self.max_gap if self.max_gap is not None else 2 * self.detect_every
+
+
+@dataclass
+class VideoReport:
+    """What happened to one input video."""
+
+    video_id: str
+    source: str
+    kept: bool = False
+    reason: str = ""  # why it was dropped
+    split: str = ""
+    num_chunks: int = 0
+    num_frames: int = 0
+    num_shots: int = 0
+    chunks_dropped: dict[str, int] = field(default_factory=dict)
+    analysis_reused: bool = False
+    chunks_written: int = 0
+
+
+@dataclass
+class PrepareSummary:
+    """Outcome of :func:`prepare_dataset` (also written to ``OUT/summary.json``)."""
+
+    output: str
+    videos: list[VideoReport]
+    manifest: str = ""
+
+    @property
+    def kept(self) -> list[VideoReport]:
+        return [v for v in self.videos if v.kept]
+
+    @property
+    def dropped(self) -> Counter:
+        """Dropped videos counted by reason."""
+        return Counter(v.reason for v in self.videos if not v.kept)
+
+    @property
+    def chunks(self) -> dict[str, int]:
+        """Chunks per split."""
+        counts = dict.fromkeys(SPLITS, 0)
+        for video in self.kept:
+            counts[video.split] += video.num_chunks
+        return counts
+
+    @property
+    def chunks_dropped(self) -> Counter:
+        total: Counter = Counter()
+        for video in self.videos:
+            total.update(video.chunks_dropped)
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "videos_total": len(self.videos),
+            "videos_kept": len(self.kept),
+            "videos_dropped": dict(self.dropped),
+            "videos_per_split": {s: sum(v.split == s for v in self.kept) for s in SPLITS},
+            "chunks": self.chunks,
+            "chunks_dropped": dict(self.chunks_dropped),
+            "chunks_written": sum(v.chunks_written for v in self.videos),
+            "analyses_reused": sum(v.analysis_reused for v in self.videos),
+            "videos": [asdict(v) for v in self.videos],
+        }
+
+    def describe(self) -> str:
+        """A few human-readable lines."""
+        per_split = {s: sum(v.split == s for v in self.kept) for s in SPLITS}
+        lines = [
+            f"videos: {len(self.videos)} in, {len(self.kept)} kept "
+            f"({per_split['train']} train, {per_split['test']} test)"
+        ]
+        lines += [f"  dropped ({reason}): {count}" for reason, count in sorted(self.dropped.items())]
+        chunks = self.chunks
+        lines.append(f"chunks: {chunks['train']} train, {chunks['test']} test")
+        lines += [f"  dropped ({reason}): {count}" for reason, count in sorted(self.chunks_dropped.items())]
+        written = sum(v.chunks_written for v in self.videos)
+        lines.append(f"written this run: {written} chunks; manifest: {self.manifest}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# inputs
+
+
+def find_videos(inputs: Iterable[str | os.PathLike], exclude: str | os.PathLike | None = None) -> list[Path]:
+    """Expand files and folders into video paths (sorted, de-duplicated).
+
+    A folder contributes the video files below it; a folder with no video files but with images is
+    itself one video (a frame folder). Anything under ``exclude`` (the output folder) is skipped.
+    """
+    exclude_path = Path(exclude).resolve() if exclude else None
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if not path.exists():
+            raise MRAAError(f"input not found: {path}")
+        if path.is_file():
+            found.append(path)
+            continue
+        videos = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in video_io.VIDEO_SUFFIXES]
+        if not videos and any(p.suffix.lower() in video_io.IMAGE_SUFFIXES for p in path.iterdir()):
+            videos = [path]
+        found.extend(videos)
+    unique: dict[Path, Path] = {}
+    for path in found:
+        resolved = path.resolve()
+        if exclude_path and (resolved == exclude_path or exclude_path in resolved.parents):
+            continue
+        unique.setdefault(resolved, path)
+    return sorted(unique.values(), key=lambda p: str(p))
+
+
+def video_ids(paths: Sequence[Path]) -> list[str]:
+    """Unique, filename-safe ids from the video names (``#`` is reserved as the chunk name separator)."""
+    ids: list[str] = []
+    seen: Counter = Counter()
+    for path in paths:
+        stem = path.stem if path.is_file() else path.name
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "video"
+        seen[base] += 1
+        ids.append(base if seen[base] == 1 else f"{base}_{seen[base]}")
+    return ids
+
+
+# ---------------------------------------------------------------------------------------------------------
+# phase 1: analysis
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _analysis_key(source: Path, options: PrepareOptions, detector_name: str, boxes: Path | None) -> dict:
+    stat = source.stat()
+    key: dict[str, Any] = {
+        "version": ANALYSIS_VERSION,
+        "source": str(source.resolve()),
+        "source_size": stat.st_size if source.is_file() else len(list(source.iterdir())),
+        "source_mtime_ns": stat.st_mtime_ns,
+        "detector": detector_name,
+        "detect_every": options.detect_every,
+        "shot_threshold": options.shot_threshold,
+        "min_shot_frames": options.min_shot_frames,
+        "min_person_height": options.min_person_height if boxes is None else None,  # sets the smallest face
+    }
+    if boxes is not None:
+        key["boxes"] = str(boxes.resolve())
+        key["boxes_mtime_ns"] = boxes.stat().st_mtime_ns
+    return key
+
+
+def _frame_progress(total: int | None, enabled: bool, name: str) -> tqdm:
+    return tqdm(
+        total=total, desc=name[:30], unit="frame", leave=False, disable=not enabled, dynamic_ncols=True
+    )
+
+
+def analyse_video(
+    source: Path,
+    options: PrepareOptions,
+    detector: PersonDetector | None,
+    detections: dict[int, list[Box]] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """One decoding pass: shots, frame size, and person boxes on every ``detect_every``-th frame.
+
+    Args:
+        source: video file or frame folder.
+        options: preparation settings.
+        detector: runs on the looked-at frames unless ``detections`` (precomputed boxes) are given.
+        detections: precomputed boxes per frame.
+        progress: show a frame progress bar.
+
+    Returns:
+        A JSON-serialisable dict with ``fps``, ``num_frames``, ``frame_size``, ``shots`` and ``detections``.
+    """
+    fps = video_io.probe_video(source).fps
+    shots = ShotDetector(options.shot_threshold, options.min_shot_frames, fps)
+    found: dict[int, list[Box]] = {} if detections is None else dict(detections)
+    frame_size: tuple[int, int] | None = None
+    with _frame_progress(None, progress, source.name) as bar:
+        for index, frame in enumerate(video_io.iter_video(source)):
+            if frame_size is None:
+                frame_size = (int(frame.shape[0]), int(frame.shape[1]))
+            shots.push(frame)
+            if detections is None and detector is not None and index % options.detect_every == 0:
+                found[index] = list(detector.detect(frame))
+            bar.update(1)
+    assert frame_size is not None  # iter_video raises on a video without frames
+    height, width = frame_size
+    found = {
+        f: [Box(*b).clip(width, height) for b in boxes] for f, boxes in found.items() if f < shots.num_frames
+    }
+    found = {f: [b for b in boxes if b.width > 0 and b.height > 0] for f, boxes in found.items()}
+    return {
+        "fps": fps,
+        "num_frames": shots.num_frames,
+        "frame_size": list(frame_size),
+        "shots": [list(s) for s in shots.shots()],
+        "detections": detections_to_json(found),
+    }
+
+
+def _load_cached_analysis(path: Path, key: dict) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if data.get("key") == key else None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# phase 2: planning and the split
+
+
+def plan_video(analysis: dict, options: PrepareOptions) -> tuple[list[PlannedChunk], Counter, str]:
+    """Chunks of an analysed video, dropped chunks by reason, and why the video is dropped ('' if kept)."""
+    height, width = analysis["frame_size"]
+    detections = {int(f): [Box(*b) for b in boxes] for f, boxes in analysis["detections"].items()}
+    chunks: list[PlannedChunk] = []
+    dropped: Counter = Counter()
+    seen_person = seen_tall = False
+    for shot_index, (start, end) in enumerate(analysis["shots"]):
+        track = track_main_person(
+            detections, start, end, max_gap=options.interpolation_gap, hold=options.detect_every - 1
+        )
+        track = smooth_track(track, options.smooth_frames)
+        known = ~np.isnan(track).any(axis=1)
+        seen_person |= bool(known.any())
+        seen_tall |= bool(np.any(track[known, 3] - track[known, 1] >= options.min_person_height))
+        kept, lost = plan_chunks(
+            track, shot_index, start, (height, width),
+            min_frames=options.min_frames, min_person_height=options.min_person_height,
+            max_shift=options.max_shift, max_scale_change=options.max_scale_change,
+            crop_scale=options.crop_scale, size=options.size,
+        )  # fmt: skip
+        chunks.extend(kept)
+        dropped.update(lost)
+    reason = ""
+    if not chunks:
+        if not seen_person:
+            reason = "no person found"
+        elif not seen_tall:
+            reason = f"person shorter than {options.min_person_height:g} px"
+        elif dropped["needs_upscaling"]:
+            reason = f"crop smaller than {options.size} px (would need upscaling)"
+        else:
+            reason = f"person visible for fewer than {options.min_frames} frames in a row"
+    return chunks, dropped, reason
+
+
+def split_videos(video_ids: Sequence[str], test_fraction: float, seed: int) -> dict[str, str]:
+    """Assign whole videos to ``train`` or ``test`` with a seeded shuffle.
+
+    ``round(test_fraction * n)`` videos go to test, but at least one when ``test_fraction > 0`` and at
+    least one stays in train when ``test_fraction < 1`` (given two or more videos).
+    """
+    order = sorted(video_ids)
+    random.Random(seed).shuffle(order)
+    count = len(order)
+    num_test = round(test_fraction * count)
+    if count >= 2:
+        if test_fraction > 0:
+            num_test = max(num_test, 1)
+        if test_fraction < 1:
+            num_test = min(num_test, count - 1)
+    return {vid: ("test" if i < num_test else "train") for i, vid in enumerate(order)}
+
+
+def chunk_name(video_id: str, chunk: PlannedChunk) -> str:
+    """``<video>#<shot>#<first frame>#<end frame>``: the part before the first ``#`` names the video."""
+    return f"{video_id}#{chunk.shot:03d}#{chunk.start:06d}#{chunk.end:06d}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# phase 3: writing
+
+
+def _crop_resize(frame: np.ndarray, crop: tuple[int, int, int], size: int) -> np.ndarray:
+    cv2 = require_cv2()
+    x0, y0, side = crop
+    patch = frame[y0 : y0 + side, x0 : x0 + side]
+    if patch.shape[0] != side or patch.shape[1] != side:
+        raise MRAAError(f"crop {crop} does not fit a frame of size {frame.shape[1]}x{frame.shape[0]}")
+    if side == size:
+        return np.ascontiguousarray(patch)
+    return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _remove_partial(folder: Path, name: str) -> None:
+    """Remove temporary files an interrupted writer left for chunk ``name``."""
+    for leftover in folder.glob(f".{_glob_escape(name)}-*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def write_chunks(
+    source: Path,
+    targets: Sequence[tuple[PlannedChunk, Path]],
+    size: int,
+    fps: float,
+    num_frames: int | None = None,
+    progress: bool = False,
+) -> int:
+    """Decode ``source`` once and write each chunk's cropped, resized frames to its target path.
+
+    Chunks must not overlap. Targets ending in ``.mp4`` become videos, others frame folders.
+    Returns the number of chunks written.
+    """
+    ordered = sorted(targets, key=lambda item: item[0].start)
+    decoded = video_io.iter_video(source)
+    frames: Iterator[tuple[int, np.ndarray]] = enumerate(decoded)
+    written = 0
+    last = ordered[-1][0].end if ordered else 0
+    with (
+        closing(decoded),
+        _frame_progress(min(last, num_frames or last), progress, f"write {source.name}") as bar,
+    ):
+        position = 0
+
+        def chunk_frames(chunk: PlannedChunk) -> Iterator[np.ndarray]:
+            nonlocal position
+            for index, frame in frames:
+                position = index + 1
+                bar.update(1)
+                if index >= chunk.start:
+                    yield _crop_resize(frame, chunk.crop, size)
+                if index >= chunk.end - 1:
+                    return
+            raise MRAAError(
+                f"{source}: the video ended before frame {chunk.end} (it changed since analysis?)"
+            )
+
+        for chunk, path in ordered:
+            if chunk.start < position:
+                raise MRAAError(f"overlapping chunks in {source}")
+            _remove_partial(path.parent, path.stem if path.suffix else path.name)
+            if path.suffix:
+                video_io.write_video(path, chunk_frames(chunk), fps=fps)
+            else:
+                video_io.write_frame_folder(path, chunk_frames(chunk))
+            written += 1
+    return written
+
+
+def _manifest_text(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def read_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows of a ``manifest.csv`` as dicts of strings."""
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the whole pipeline
+
+
+def prepare_dataset(
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    options: PrepareOptions | None = None,
+    detector: PersonDetector | None = None,
+    progress: bool = True,
+) -> PrepareSummary:
+    """Turn raw videos into a training dataset of square person-centred chunks.
+
+    Args:
+        inputs: video files, frame folders, or folders searched (recursively) for videos.
+        output: dataset folder; receives ``train/``, ``test/``, ``analysis/``, ``manifest.csv`` and
+            ``summary.json``. Rerunning resumes: cached analyses and written chunks are reused.
+        options: settings (paper defaults when None).
+        detector: a detector object to use instead of ``options.detector`` (any ``detect(frame)``).
+        progress: show progress bars.
+
+    Returns:
+        The summary of kept and dropped videos and chunks.
+    """
+    options = options or PrepareOptions()
+    if detector is not None and options.detector == BOXES:
+        raise MRAAError("give either a detector object or precomputed boxes, not both")
+    options.validate()
+    output = Path(output)
+    sources = find_videos(inputs, exclude=output)
+    if not sources:
+        raise MRAAError(f"no videos found in {', '.join(map(str, inputs))}")
+    for sub in ("analysis", *SPLITS):
+        (output / sub).mkdir(parents=True, exist_ok=True)
+    boxes = PrecomputedBoxes(options.boxes_dir) if options.detector == BOXES else None
+    detector_name = type(detector).__name__ if detector is not None else options.detector
+
+    reports: list[VideoReport] = []
+    analyses: dict[str, dict] = {}
+    planned: dict[str, list[PlannedChunk]] = {}
+    for source, vid in tqdm(
+        list(zip(sources, video_ids(sources))), desc="analyse", unit="video", disable=not progress
+    ):
+        report = VideoReport(video_id=vid, source=str(source))
+        reports.append(report)
+        try:
+            boxes_file = None
+            if boxes is not None:
+                boxes_file = boxes.find(source)
+                if boxes_file is None:
+                    report.reason = "no boxes file"
+                    log.warning("%s: no boxes file in %s, skipped", source, boxes.folder)
+                    continue
+            key = _analysis_key(source, options, detector_name, boxes_file)
+            cache = output / "analysis" / f"{vid}.json"
+            analysis = _load_cached_analysis(cache, key)
+            if analysis is not None:
+                report.analysis_reused = True
+            else:
+                if boxes is None and detector is None:
+                    detector = build_detector(options.detector, min_person_height=options.min_person_height)
+                precomputed = boxes.load(source) if boxes is not None else None
+                analysis = analyse_video(source, options, detector, precomputed, progress)
+                analysis["key"] = key
+                _write_text_atomic(cache, json.dumps(analysis))
+        except MRAAError as exc:
+            report.reason = "unreadable"
+            log.warning("skipping %s: %s", source, exc)
+            continue
+        analyses[vid] = analysis
+        chunks, dropped, reason = plan_video(analysis, options)
+        report.num_frames = analysis["num_frames"]
+        report.num_shots = len(analysis["shots"])
+        report.chunks_dropped = dict(dropped)
+        report.num_chunks = len(chunks)
+        report.kept = bool(chunks)
+        report.reason = reason
+        planned[vid] = chunks
+        if reason:
+            log.info("%s: dropped (%s)", source.name, reason)
+
+    splits = split_videos([r.video_id for r in reports if r.kept], options.test_fraction, options.seed)
+    rows: list[dict[str, Any]] = []
+    for report in tqdm([r for r in reports if r.kept], desc="write", unit="video", disable=not progress):
+        report.split = splits[report.video_id]
+        analysis = analyses[report.video_id]
+        height, width = analysis["frame_size"]
+        todo = []
+        for chunk in planned[report.video_id]:
+            name = chunk_name(report.video_id, chunk)
+            filename = f"{name}.mp4" if options.format == "mp4" else name
+            path = output / report.split / filename
+            other = output / ("test" if report.split == "train" else "train") / filename
+            if not path.exists() and other.exists():
+                os.replace(other, path)  # the split changed (other seed, fraction or set of videos)
+            if not path.exists():
+                todo.append((chunk, path))
+            shot_start, shot_end = analysis["shots"][chunk.shot]
+            rows.append({
+                "name": filename, "split": report.split, "video_id": report.video_id, "source": report.source,
+                "shot": chunk.shot, "shot_start": shot_start, "shot_end": shot_end, "start": chunk.start,
+                "end": chunk.end, "num_frames": chunk.num_frames, "crop_x0": chunk.crop.x0,
+                "crop_y0": chunk.crop.y0, "crop_size": chunk.crop.size, "fps": round(analysis["fps"], 6),
+                "source_height": height, "source_width": width,
+            })  # fmt: skip
+        if not todo:
+            continue
+        try:
+            report.chunks_written = write_chunks(
+                Path(report.source), todo, options.size, analysis["fps"], analysis["num_frames"], progress
+            )
+        except MRAAError as exc:
+            log.warning("could not write the chunks of %s: %s", report.source, exc)
+            report.kept, report.reason, report.split = False, "unreadable", ""
+            rows = [row for row in rows if row["video_id"] != report.video_id]
+
+    manifest = output / "manifest.csv"
+    _write_text_atomic(manifest, _manifest_text(rows))
+    _warn_unlisted(output, {row["name"] for row in rows})
+    summary = PrepareSummary(output=str(output), videos=reports, manifest=str(manifest))
+    _write_text_atomic(output / "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
+    return summary
+
+
+def _warn_unlisted(output: Path, names: set[str]) -> None:
+    unlisted = [p.name for split in SPLITS for p in (output / split).iterdir() if p.name not in names]
+    if unlisted:
+        log.warning(
+            "%d entries in train/ and test/ are not in manifest.csv (earlier options?), e.g. %s",
+            len(unlisted),
+            unlisted[0],
+        )

@@ -1,0 +1,77 @@
+"""Plot of the toy experiment: test error against training-set size (needs matplotlib, the ``toy`` extra)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from mraa.errors import MRAAError
+from mraa.toy.networks import NETWORKS
+from mraa.toy.runner import RunResult, summarize
+
+log = logging.getLogger(__name__)
+
+LABELS = {"naive": "Naive", "regression": "Regression-based", "pca": "PCA-based"}
+
+
+def plot_error_vs_size(
+    results: Iterable[RunResult], path: str | os.PathLike, title: str | None = None
+) -> Path:
+    """Save a PNG of test L1 error (degrees) against training-set size, log x axis.
+
+    One line per network (mean over seeds) with a mean ± std band and the individual seeds as dots.
+
+    Raises:
+        MRAAError: if matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise MRAAError("plotting needs matplotlib: pip install 'mraa[toy]'") from exc
+    results = list(results)
+    if not results:
+        raise MRAAError("no toy results to plot")
+    stats = summarize(results)
+    networks = [n for n in NETWORKS if any(r.network == n for r in results)]
+    fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=120)
+    for index, network in enumerate(networks):
+        color = f"C{index}"
+        sizes = sorted(size for name, size in stats if name == network)
+        means = [stats[(network, s)][0] for s in sizes]
+        stds = [stats[(network, s)][1] for s in sizes]
+        ax.plot(sizes, means, "-o", color=color, label=LABELS.get(network, network), markersize=4)
+        lower = [m - s for m, s in zip(means, stds)]
+        upper = [m + s for m, s in zip(means, stds)]
+        ax.fill_between(sizes, lower, upper, color=color, alpha=0.2, linewidth=0)
+        seeds = [r for r in results if r.network == network]
+        ax.scatter([r.size for r in seeds], [r.test_l1_deg for r in seeds], color=color, s=6, alpha=0.5)
+    all_sizes = sorted({r.size for r in results})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(all_sizes)
+    ax.set_xticklabels([str(s) for s in all_sizes])
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("training-set size (images)")
+    ax.set_ylabel("test L1 angle error (degrees)")
+    ax.set_title(title or "Rotated rectangles: error vs training-set size")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,55 @@
+"""Shared fixtures: two threads, fixed seeds, the tiny config and paths to the shared reference data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+CASE_A = SHARED / "reference" / "parity" / "caseA"
+LAYOUTS = SHARED / "reference" / "checkpoint-layout"
+
+torch.set_num_threads(2)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_slow = pytest.mark.skip(reason="slow: use --runslow")
+    skip_gpu = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "slow" in item.keywords and not config.getoption("--runslow"):
+            item.add_marker(skip_slow)
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def tiny_cfg():
+    from mraa.config import load_config
+
+    return load_config(ROOT / "configs" / "tiny.yaml", strict=True)
+
+
+@pytest.fixture
+def tiny_models(tiny_cfg):
+    from mraa.models import build_models
+
+    torch.manual_seed(0)
+    return build_models(tiny_cfg.model_params).eval()
+
+
+def require_case_a():
+    if not (CASE_A / "io.pt").is_file():
+        pytest.skip(f"parity reference not found at {CASE_A}")
+    return CASE_A
