@@ -18,20 +18,40 @@ FULL_MODEL = {
     "num_channels": 3,
     "estimate_affine": True,
     "revert_axis_swap": True,
-    "bg_predictor_params": {"block_expansion": 32, "max_features": 1024, "num_blocks": 5, "bg_type": "affine"},
+    "bg_predictor_params": {
+        "block_expansion": 32,
+        "max_features": 1024,
+        "num_blocks": 5,
+        "bg_type": "affine",
+    },
     "region_predictor_params": {
-        "temperature": 0.1, "block_expansion": 32, "max_features": 1024, "scale_factor": 0.25,
-        "num_blocks": 5, "pca_based": True, "pad": 0, "fast_svd": False,
+        "temperature": 0.1,
+        "block_expansion": 32,
+        "max_features": 1024,
+        "scale_factor": 0.25,
+        "num_blocks": 5,
+        "pca_based": True,
+        "pad": 0,
+        "fast_svd": False,
     },
     "generator_params": {
-        "block_expansion": 64, "max_features": 512, "num_down_blocks": 2, "num_bottleneck_blocks": 6, "skips": True,
+        "block_expansion": 64,
+        "max_features": 512,
+        "num_down_blocks": 2,
+        "num_bottleneck_blocks": 6,
+        "skips": True,
         "pixelwise_flow_predictor_params": {
-            "block_expansion": 64, "max_features": 1024, "num_blocks": 5, "scale_factor": 0.25,
-            "use_deformed_source": True, "use_covar_heatmap": True, "estimate_occlusion_map": True,
+            "block_expansion": 64,
+            "max_features": 1024,
+            "num_blocks": 5,
+            "scale_factor": 0.25,
+            "use_deformed_source": True,
+            "use_covar_heatmap": True,
+            "estimate_occlusion_map": True,
         },
     },
     "avd_network_params": {"id_bottle_size": 64, "pose_bottle_size": 64},
-}  # fmt: skip
+}
 
 COMMON_AUG = {
     "flip_param": {"horizontal_flip": True, "time_flip": True},
@@ -39,8 +59,16 @@ COMMON_AUG = {
 }
 
 
-def full_config(root_dir, batch_size, num_repeats, avd_repeats, id_sampling=True, aug=None, model_updates=None,
-                avd_milestones=(20, 25)):  # fmt: skip
+def full_config(
+    root_dir,
+    batch_size,
+    num_repeats,
+    avd_repeats,
+    id_sampling=True,
+    aug=None,
+    model_updates=None,
+    avd_milestones=(20, 25),
+):
     model = copy.deepcopy(FULL_MODEL)
     for path, value in (model_updates or {}).items():
         node = model
@@ -53,26 +81,51 @@ def full_config(root_dir, batch_size, num_repeats, avd_repeats, id_sampling=True
             node[last] = value
     return {
         "dataset_params": {
-            "root_dir": root_dir, "frame_shape": None, "id_sampling": id_sampling, "pairs_list": None,
+            "root_dir": root_dir,
+            "frame_shape": None,
+            "id_sampling": id_sampling,
+            "pairs_list": None,
             "augmentation_params": aug or COMMON_AUG,
         },
         "model_params": model,
         "train_params": {
-            "num_epochs": 100, "num_repeats": num_repeats, "epoch_milestones": [60, 90], "lr": 2.0e-4,
-            "batch_size": batch_size, "use_sync_bn": False, "dataloader_workers": 6, "checkpoint_freq": 50,
+            "num_epochs": 100,
+            "num_repeats": num_repeats,
+            "epoch_milestones": [60, 90],
+            "lr": 2.0e-4,
+            "batch_size": batch_size,
+            "use_sync_bn": False,
+            "dataloader_workers": 6,
+            "checkpoint_freq": 50,
             "scales": [1, 0.5, 0.25, 0.125],
             "transform_params": {"sigma_affine": 0.05, "sigma_tps": 0.005, "points_tps": 5},
-            "loss_weights": {"perceptual": [10, 10, 10, 10, 10], "equivariance_shift": 10, "equivariance_affine": 10},
+            "loss_weights": {
+                "perceptual": [10, 10, 10, 10, 10],
+                "equivariance_shift": 10,
+                "equivariance_affine": 10,
+            },
         },
         "train_avd_params": {
-            "num_epochs": 30, "num_repeats": avd_repeats, "batch_size": 256, "dataloader_workers": 12,
-            "checkpoint_freq": 50, "epoch_milestones": list(avd_milestones), "lr": 1.0e-3, "random_scale": 0.25,
-            "lambda_shift": 1, "lambda_affine": 1,
+            "num_epochs": 30,
+            "num_repeats": avd_repeats,
+            "batch_size": 256,
+            "dataloader_workers": 12,
+            "checkpoint_freq": 50,
+            "epoch_milestones": list(avd_milestones),
+            "lr": 1.0e-3,
+            "random_scale": 0.25,
+            "lambda_shift": 1,
+            "lambda_affine": 1,
         },
         "reconstruction_params": {"num_videos": 1000, "format": ".mp4"},
         "animate_params": {"num_pairs": 50, "format": ".mp4", "mode": "avd"},
-        "visualizer_params": {"kp_size": 5, "draw_border": True, "colormap": "gist_rainbow", "region_bg_color": [1, 1, 1]},
-    }  # fmt: skip
+        "visualizer_params": {
+            "kp_size": 5,
+            "draw_border": True,
+            "colormap": "gist_rainbow",
+            "region_bg_color": [1, 1, 1],
+        },
+    }
 
 
 CONFIGS = {
@@ -80,21 +133,29 @@ CONFIGS = {
     "vox256": full_config("data/vox-png", 14, 75, 2000, model_updates={"region_predictor_params.pad": None}),
     "taichi256": full_config("data/taichi-png", 14, 150, 150),
     "mgif256": full_config(
-        "data/moving-gif", 14, 50, 50, id_sampling=False,
+        "data/moving-gif",
+        14,
+        50,
+        50,
+        id_sampling=False,
         aug={
             "flip_param": {"horizontal_flip": True, "time_flip": True},
             "crop_param": {"size": [256, 256]},
             "resize_param": {"ratio": [0.9, 1.1]},
             "jitter_param": {"hue": 0.5},
         },
-        model_updates={"bg_predictor_params.bg_type": "zero"}, avd_milestones=(60, 90),
+        model_updates={"bg_predictor_params.bg_type": "zero"},
+        avd_milestones=(60, 90),
     ),
     "ted384": full_config("data/TED384-v2", 6, 150, 150),
     "ted-youtube384": full_config(
-        "data/ted-youtube-384", 20, 150, 500,
+        "data/ted-youtube-384",
+        20,
+        150,
+        500,
         model_updates={"num_regions": 20, "region_predictor_params.fast_svd": None},
     ),
-}  # fmt: skip
+}
 CONFIGS["mgif256"]["dataset_params"].pop("pairs_list")
 
 HEADER = (

@@ -50,9 +50,12 @@ def test_mismatch_names_keys_and_suggests(tiny_cfg, tiny_models, tmp_path):
     other = build_models(apply_overrides(tiny_cfg, ["model_params.num_regions=4"]).model_params)
     with pytest.raises(MRAAError, match="num_regions"):
         load_checkpoint(path, other)
-    no_occ = build_models(apply_overrides(
-        tiny_cfg, ["model_params.generator_params.pixelwise_flow_predictor_params.estimate_occlusion_map=false"]
-    ).model_params)  # fmt: skip
+    no_occ = build_models(
+        apply_overrides(
+            tiny_cfg,
+            ["model_params.generator_params.pixelwise_flow_predictor_params.estimate_occlusion_map=false"],
+        ).model_params
+    )
     with pytest.raises(MRAAError, match="occlusion"):
         load_checkpoint(path, no_occ)
 
@@ -103,9 +106,33 @@ def test_save_checkpoint_has_config_and_is_atomic(tiny_cfg, tiny_models, tmp_pat
 def test_export_cli(tiny_cfg, tiny_models, tmp_path, capsys):
     ck = _official_file(tiny_models, tmp_path / "ck.pth")
     save_config(tiny_cfg, tmp_path / "tiny.yaml")
-    assert main(["export", "--checkpoint", str(ck), "--config", str(tmp_path / "tiny.yaml"),
-                 "--output", str(tmp_path / "out")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(ck),
+                "--config",
+                str(tmp_path / "tiny.yaml"),
+                "--output",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "out" / "model.safetensors").is_file()
-    assert main(["export", "--checkpoint", str(tmp_path / "missing.pth"), "--config", str(tmp_path / "tiny.yaml"),
-                 "--output", str(tmp_path / "out2")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(tmp_path / "missing.pth"),
+                "--config",
+                str(tmp_path / "tiny.yaml"),
+                "--output",
+                str(tmp_path / "out2"),
+            ]
+        )
+        == 2
+    )
     assert "error:" in capsys.readouterr().err

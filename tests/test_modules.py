@@ -76,8 +76,14 @@ def test_bg_predictor_types_start_at_identity(bg_type, n):
     "skips, covar, occlusion", [(True, True, True), (False, False, False), (True, False, True)]
 )
 def test_generator_variants(skips, covar, occlusion):
-    flow = {"block_expansion": 8, "max_features": 32, "num_blocks": 2, "scale_factor": 0.5,
-            "use_covar_heatmap": covar, "estimate_occlusion_map": occlusion}  # fmt: skip
+    flow = {
+        "block_expansion": 8,
+        "max_features": 32,
+        "num_blocks": 2,
+        "scale_factor": 0.5,
+        "use_covar_heatmap": covar,
+        "estimate_occlusion_map": occlusion,
+    }
     gen = Generator(3, 2, 8, 32, 2, 1, pixelwise_flow_predictor_params=flow, skips=skips).eval()
     rp = RegionPredictor(8, 2, 3, 32, 2, 0.1, estimate_affine=True, scale_factor=0.5, pca_based=True).eval()
     x = torch.rand(2, 3, 32, 32)
@@ -98,11 +104,18 @@ def test_generator_cached_source_features_give_same_output(tiny_models):
     with torch.no_grad():
         src = tiny_models.region_predictor(x)
         drv = tiny_models.region_predictor(d)
-        direct = tiny_models.generator(x.expand(3, -1, -1, -1), drv, {k: v.expand(3, *v.shape[1:])
-                                       for k, v in src.items() if k not in ("u", "d")})["prediction"]  # fmt: skip
+        direct = tiny_models.generator(
+            x.expand(3, -1, -1, -1),
+            drv,
+            {k: v.expand(3, *v.shape[1:]) for k, v in src.items() if k not in ("u", "d")},
+        )["prediction"]
         feats = tiny_models.generator.encode(x)
-        cached = tiny_models.generator(x, drv, {k: v.expand(3, *v.shape[1:]) for k, v in src.items() if k != "u" and k != "d"},
-                                       source_features=feats)["prediction"]  # fmt: skip
+        cached = tiny_models.generator(
+            x,
+            drv,
+            {k: v.expand(3, *v.shape[1:]) for k, v in src.items() if k != "u" and k != "d"},
+            source_features=feats,
+        )["prediction"]
     assert torch.allclose(direct, cached, atol=1e-6)
 
 

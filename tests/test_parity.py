@@ -49,19 +49,43 @@ def test_case_a_modes_through_the_animator():
 BASE = {
     "dataset_params": {"frame_shape": [32, 32, 3]},
     "model_params": {
-        "num_regions": 3, "num_channels": 3, "estimate_affine": True, "revert_axis_swap": True,
-        "bg_predictor_params": {"block_expansion": 4, "max_features": 16, "num_blocks": 2, "bg_type": "affine"},
-        "region_predictor_params": {"temperature": 0.1, "block_expansion": 4, "max_features": 16,
-                                    "scale_factor": 0.5, "num_blocks": 2, "pca_based": True, "pad": 0},
-        "generator_params": {"block_expansion": 4, "max_features": 16, "num_down_blocks": 2,
-                             "num_bottleneck_blocks": 1, "skips": True,
-                             "pixelwise_flow_predictor_params": {"block_expansion": 4, "max_features": 16,
-                                                                 "num_blocks": 2, "scale_factor": 0.5,
-                                                                 "use_covar_heatmap": True,
-                                                                 "estimate_occlusion_map": True}},
+        "num_regions": 3,
+        "num_channels": 3,
+        "estimate_affine": True,
+        "revert_axis_swap": True,
+        "bg_predictor_params": {
+            "block_expansion": 4,
+            "max_features": 16,
+            "num_blocks": 2,
+            "bg_type": "affine",
+        },
+        "region_predictor_params": {
+            "temperature": 0.1,
+            "block_expansion": 4,
+            "max_features": 16,
+            "scale_factor": 0.5,
+            "num_blocks": 2,
+            "pca_based": True,
+            "pad": 0,
+        },
+        "generator_params": {
+            "block_expansion": 4,
+            "max_features": 16,
+            "num_down_blocks": 2,
+            "num_bottleneck_blocks": 1,
+            "skips": True,
+            "pixelwise_flow_predictor_params": {
+                "block_expansion": 4,
+                "max_features": 16,
+                "num_blocks": 2,
+                "scale_factor": 0.5,
+                "use_covar_heatmap": True,
+                "estimate_occlusion_map": True,
+            },
+        },
         "avd_network_params": {"id_bottle_size": 8, "pose_bottle_size": 4},
     },
-}  # fmt: skip
+}
 
 VARIANTS = {
     "pad_absent_4_regions": {"model_params.num_regions": 4, "model_params.region_predictor_params.pad": None},
@@ -118,8 +142,15 @@ def _variant_case(tmp_path, updates):
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_parity_script_handles_variant_configs(variant, tmp_path, capsys):
     cfg, ours = _variant_case(tmp_path, VARIANTS[variant])
-    expected_keys = {"rp/source/shift", "bg/params", "recon/prediction", "anim/avd/prediction",
-                     "anim/relative/movement_scale", "eq/loss/equivariance_shift", "eq/loss/equivariance_affine"}  # fmt: skip
+    expected_keys = {
+        "rp/source/shift",
+        "bg/params",
+        "recon/prediction",
+        "anim/avd/prediction",
+        "anim/relative/movement_scale",
+        "eq/loss/equivariance_shift",
+        "eq/loss/equivariance_affine",
+    }
     assert expected_keys <= set(ours)
     assert ("rp/source/u" in ours) == cfg.model_params.region_predictor_params.pca_based
     code, lines = _run_script(tmp_path, capsys)

@@ -17,8 +17,14 @@ from mraa.models import MRAAModels, build_models
 
 RP_KEYS = ("shift", "covar", "affine", "heatmap", "u", "d")
 # inputs of the case, reported as-is
-INPUT_KEYS = ("eq/source", "eq/driving", "eq/theta", "eq/control_params", "eq/control_points",
-              "eq/driving_frame_indices")  # fmt: skip
+INPUT_KEYS = (
+    "eq/source",
+    "eq/driving",
+    "eq/theta",
+    "eq/control_params",
+    "eq/control_points",
+    "eq/driving_frame_indices",
+)
 
 
 def _tolerance(key: str) -> float:
@@ -103,9 +109,13 @@ def _equivariance_keys(models: MRAAModels, cfg, ref: dict[str, Tensor], out: dic
         out["eq/warped_transformed_shift"] = transform.warp_coordinates(transformed_rp["shift"])
         out["eq/transform_jacobian_at_transformed_shift"] = transform.jacobian(transformed_rp["shift"])
         losses = equivariance_losses(
-            driving_rp, transformed_rp, transform, weights.equivariance_shift, weights.equivariance_affine,
+            driving_rp,
+            transformed_rp,
+            transform,
+            weights.equivariance_shift,
+            weights.equivariance_affine,
             revert_axis_swap=cfg.model_params.revert_axis_swap,
-        )  # fmt: skip
+        )
     for key, value in losses.items():
         out[f"eq/loss/{key}"] = value
     for key in ref:

@@ -25,7 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     parser.add_argument(
-        "--sizes", type=int, nargs="+", default=None, help="training-set sizes (default 32 64 128 256 512 1024)"
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="training-set sizes (default 32 64 128 256 512 1024)",
     )
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 100, as the paper)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per (network, size) (default 3)")
@@ -38,13 +42,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--image-size", type=int, default=None, help="image side in pixels (default 32)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
         help="tiny smoke-test settings (sizes 8 16, 2 epochs, 1 seed, 16x16 images); explicit flags override",
     )
-    parser.add_argument("--no-plot", action="store_true", help="skip error_vs_size.png (no matplotlib needed)")
+    parser.add_argument(
+        "--no-plot", action="store_true", help="skip error_vs_size.png (no matplotlib needed)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
@@ -52,7 +60,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from mraa.toy.runner import PLOT_NAME, QUICK_CONFIG, ToyConfig, run_toy
+    from mraa.toy.runner import (
+        CSV_NAME,
+        PLOT_NAME,
+        QUICK_CONFIG,
+        ToyConfig,
+        read_results_csv,
+        results_table,
+        run_toy,
+    )
 
     config = QUICK_CONFIG if args.quick else ToyConfig()
     overrides = {
@@ -78,11 +94,8 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     if not args.no_plot:
         from mraa.toy.plot import plot_error_vs_size
-        from mraa.toy.runner import read_results_csv
 
-        plot_error_vs_size(read_results_csv(args.out / "results.csv"), args.out / PLOT_NAME)
-    from mraa.toy.runner import results_table
-
+        plot_error_vs_size(read_results_csv(args.out / CSV_NAME), args.out / PLOT_NAME)
     print(results_table(results), end="")
     print(f"{len(results)} runs in {args.out} (this invocation: {elapsed / 60:.1f} min)")
     return 0

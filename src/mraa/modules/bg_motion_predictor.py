@@ -37,8 +37,9 @@ class BGMotionPredictor(nn.Module):
         if bg_type == "zero":
             self.fc = None
             return
-        self.encoder = Encoder(block_expansion, in_features=num_channels * 2, max_features=max_features,
-                               num_blocks=num_blocks)  # fmt: skip
+        self.encoder = Encoder(
+            block_expansion, in_features=num_channels * 2, max_features=max_features, num_blocks=num_blocks
+        )
         in_features = min(max_features, block_expansion * (2**num_blocks))
         init = _BG_OUTPUTS[bg_type]
         self.fc = nn.Linear(in_features, len(init))

@@ -34,9 +34,11 @@ class Generator(nn.Module):
         super().__init__()
         if pixelwise_flow_predictor_params is not None:
             self.pixelwise_flow_predictor = PixelwiseFlowPredictor(
-                num_regions=num_regions, num_channels=num_channels, revert_axis_swap=revert_axis_swap,
+                num_regions=num_regions,
+                num_channels=num_channels,
+                revert_axis_swap=revert_axis_swap,
                 **pixelwise_flow_predictor_params,
-            )  # fmt: skip
+            )
         else:
             self.pixelwise_flow_predictor = None
 

@@ -35,8 +35,9 @@ class PixelwiseFlowPredictor(nn.Module):
     ) -> None:
         super().__init__()
         in_features = (num_regions + 1) * (num_channels * use_deformed_source + 1)
-        self.hourglass = Hourglass(block_expansion, in_features=in_features, max_features=max_features,
-                                   num_blocks=num_blocks)  # fmt: skip
+        self.hourglass = Hourglass(
+            block_expansion, in_features=in_features, max_features=max_features, num_blocks=num_blocks
+        )
         self.mask = nn.Conv2d(self.hourglass.out_filters, num_regions + 1, kernel_size=(7, 7), padding=(3, 3))
         if estimate_occlusion_map:
             self.occlusion = nn.Conv2d(self.hourglass.out_filters, 1, kernel_size=(7, 7), padding=(3, 3))
@@ -89,8 +90,9 @@ class PixelwiseFlowPredictor(nn.Module):
         heatmap = torch.cat([heatmap.new_zeros(b, 1, h, w), heatmap], dim=1).unsqueeze(2)  # (B, K+1, 1, h, w)
 
         grid = make_coordinate_grid((h, w), source.dtype, source.device)
-        motions = sparse_motions(grid, source_region_params, driving_region_params, bg_params,
-                                 self.revert_axis_swap)  # (B, K+1, h, w, 2)  # fmt: skip
+        motions = sparse_motions(
+            grid, source_region_params, driving_region_params, bg_params, self.revert_axis_swap
+        )  # (B, K+1, h, w, 2)
         k1 = self.num_regions + 1
         if self.use_deformed_source:
             repeated = source.unsqueeze(1).expand(b, k1, c, h, w).reshape(b * k1, c, h, w)
