@@ -1,21 +1,38 @@
-"""Animation: re-pose a source image with the motion of a driving video."""
+"""Animation: re-pose a source image with the motion of a driving video.
+
+``Animator`` encodes the source once (its regions, the generator's encoder features, the flow predictor's
+downscaled source and source Gaussians) and then animates driving frames in batches, streaming, so memory
+does not grow with the video's length.
+"""
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
+from torch import Tensor, nn
 
+from mraa.config import AnimateParams, MRAAConfig
+from mraa.errors import MRAAError
 from mraa.geometry import RegionParams, convex_hull_area
+from mraa.models import MRAAModels
 from mraa.modules import AVDNetwork
 
 log = logging.getLogger(__name__)
 
 MODES = ("standard", "relative", "avd")
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL_DIR = PACKAGE_DIR / "assets" / "default"
 
 
-def movement_scale(source_shift: torch.Tensor, driving_initial_shift: torch.Tensor) -> float:
+def movement_scale(source_shift: Tensor, driving_initial_shift: Tensor) -> float:
     """sqrt(area of the convex hull of source centres / that of the first driving frame's), in float64."""
     source_area = convex_hull_area(source_shift.reshape(-1, 2).double().cpu())
     driving_area = convex_hull_area(driving_initial_shift.reshape(-1, 2).double().cpu())
@@ -66,3 +83,396 @@ def animation_region_params(
         k: source_region_params[k].expand(b, *source_region_params[k].shape[1:]) for k in ("shift", "affine")
     }
     return avd_network(source, driving_region_params)
+
+
+# ----------------------------------------------------------------------------- background control
+def background_schedule(spec: str | np.ndarray | Tensor | None) -> BackgroundMotion:
+    """Parse a background option: ``still``, ``left[:SPEED]``, ``right[:SPEED]``, ``rotate[:DEG]``,
+    ``driving``, six numbers ``a,b,c,d,e,f`` (a 2x3 affine applied to every frame), a path to a ``.npy`` /
+    ``.txt`` file holding T 2x3 (or 3x3) matrices (a per-frame schedule), or an array of those.
+
+    Speeds are per frame: ``left:0.01`` moves the background by 0.5% of the width (0.01 in [-1, 1]
+    units) each frame; ``rotate:0.5`` turns it counter-clockwise by half a degree per frame.
+    """
+    if spec is None:
+        return BackgroundMotion("still")
+    if isinstance(spec, (np.ndarray, Tensor)):
+        return BackgroundMotion("schedule", matrices=_as_matrices(torch.as_tensor(np.asarray(spec)), "array"))
+    text = str(spec).strip()
+    name, _, arg = text.partition(":")
+    if name in ("still", "none", "identity"):
+        return BackgroundMotion("still")
+    if name == "driving":
+        return BackgroundMotion("driving")
+    if name in ("left", "right", "rotate"):
+        default = 0.5 if name == "rotate" else 0.01
+        try:
+            speed = float(arg) if arg else default
+        except ValueError:
+            raise MRAAError(f"--background {text!r}: {arg!r} is not a number") from None
+        return BackgroundMotion(name, speed=speed)
+    if "," in text:
+        try:
+            values = [float(v) for v in text.split(",")]
+        except ValueError:
+            raise MRAAError(f"--background {text!r}: expected six comma-separated numbers") from None
+        if len(values) != 6:
+            raise MRAAError(f"--background {text!r}: an affine needs 6 numbers (2x3), got {len(values)}")
+        return BackgroundMotion("affine", matrices=_as_matrices(torch.tensor(values).view(1, 2, 3), text))
+    path = Path(text)
+    if path.suffix in (".npy", ".txt", ".csv") and path.is_file():
+        array = (
+            np.load(path)
+            if path.suffix == ".npy"
+            else np.loadtxt(path, delimiter="," if "," in path.read_text() else None)
+        )
+        return BackgroundMotion("schedule", matrices=_as_matrices(torch.as_tensor(array), str(path)))
+    if path.suffix in (".npy", ".txt", ".csv"):
+        raise MRAAError(f"background schedule not found: {path}")
+    raise MRAAError(
+        f"unknown --background {text!r}: use still, left[:SPEED], right[:SPEED], rotate[:DEG], driving, "
+        "six numbers a,b,c,d,e,f, or a .npy/.txt file of per-frame 2x3 matrices"
+    )
+
+
+def _as_matrices(array: Tensor, name: str) -> Tensor:
+    array = array.double()
+    if array.ndim == 2 and array.shape[1] in (6, 9):
+        array = array.view(array.shape[0], -1, 3)
+    if array.ndim == 2:
+        array = array.unsqueeze(0)
+    if array.ndim != 3 or array.shape[1:] not in ((2, 3), (3, 3)):
+        raise MRAAError(f"background {name}: expected 2x3 or 3x3 matrices, got shape {tuple(array.shape)}")
+    if array.shape[1] == 2:
+        bottom = torch.tensor([0.0, 0.0, 1.0], dtype=array.dtype).expand(array.shape[0], 1, 3)
+        array = torch.cat([array, bottom], dim=1)
+    return array.float()
+
+
+@dataclass
+class BackgroundMotion:
+    """How the background moves during animation (maps output coordinates to source coordinates)."""
+
+    kind: str = "still"
+    speed: float = 0.0
+    matrices: Tensor | None = None  # (T or 1, 3, 3)
+
+    def params(self, frame_indices: Tensor, device: torch.device, dtype: torch.dtype) -> Tensor | None:
+        """bg_params (B, 3, 3) for the given frame indices, or None for a still background."""
+        t = frame_indices.to(device=device, dtype=dtype)
+        b = t.shape[0]
+        eye = torch.eye(3, device=device, dtype=dtype).repeat(b, 1, 1)
+        if self.kind == "still":
+            return None
+        if self.kind in ("left", "right"):
+            eye[:, 0, 2] = t * self.speed * (1 if self.kind == "left" else -1)
+            return eye
+        if self.kind == "rotate":
+            angle = t * math.radians(self.speed)
+            # the background turns counter-clockwise on screen: sample the source clockwise
+            eye[:, 0, 0] = torch.cos(angle)
+            eye[:, 0, 1] = -torch.sin(angle)
+            eye[:, 1, 0] = torch.sin(angle)
+            eye[:, 1, 1] = torch.cos(angle)
+            return eye
+        if self.kind in ("affine", "schedule"):
+            matrices = self.matrices.to(device=device, dtype=dtype)
+            index = frame_indices.clamp(max=matrices.shape[0] - 1).to(device)
+            return matrices[index] if matrices.shape[0] > 1 else matrices.expand(b, 3, 3).clone()
+        raise ValueError(f"background kind {self.kind!r} needs the driving frames")
+
+
+# ----------------------------------------------------------------------------- inference helpers
+def fuse_conv_bn(module: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm that directly follows a conv (``.conv`` then ``.norm``) into the
+    conv, in place. Exact up to float rounding; only for inference."""
+    for child in module.modules():
+        conv, norm = getattr(child, "conv", None), getattr(child, "norm", None)
+        if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+            with torch.no_grad():
+                conv.weight.mul_(scale.view(-1, 1, 1, 1))
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+                new_bias = (bias - norm.running_mean) * scale + norm.bias
+                if conv.bias is None:
+                    conv.bias = nn.Parameter(new_bias)
+                else:
+                    conv.bias.copy_(new_bias)
+            child.norm = nn.Identity()
+    return module
+
+
+@dataclass
+class SourceState:
+    """Everything about the source image that does not depend on the driving frame."""
+
+    image: Tensor  # (1, C, H, W)
+    region_params: RegionParams  # batch 1
+    features: list[Tensor]  # generator encoder features, finest first
+    small: Tensor | None  # source at the flow predictor's scale
+    gaussians: Tensor | None  # (1, K, h, w) source Gaussians of the flow predictor
+
+
+@dataclass
+class AnimatedBatch:
+    """One batch of results: ``prediction`` (B, C, H, W) and the driving regions (for visualisation)."""
+
+    prediction: Tensor
+    driving_region_params: RegionParams
+    region_params: RegionParams
+    frame_indices: Tensor
+
+
+class Animator:
+    """Animate a source image with driving frames.
+
+    Args:
+        models: the MRAA networks (moved to ``device`` and put in eval mode).
+        animate_params: the config's ``animate_params`` (default mode).
+        batch_size: driving frames processed together.
+        has_trained_avd: whether the AVD network holds trained weights (default mode ``avd``).
+        fuse: fold BatchNorms into convs (faster, same results within float rounding).
+    """
+
+    def __init__(
+        self,
+        models: MRAAModels,
+        animate_params: AnimateParams | None = None,
+        device: str | torch.device = "cpu",
+        batch_size: int = 4,
+        has_trained_avd: bool = True,
+        fuse: bool = True,
+        config: MRAAConfig | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.models = copy.deepcopy(models) if fuse else models
+        self.models.to(self.device).eval()
+        if fuse:
+            fuse_conv_bn(self.models.region_predictor)
+            fuse_conv_bn(self.models.generator)
+            if self.models.bg_predictor.fc is not None:
+                fuse_conv_bn(self.models.bg_predictor)
+        self.animate_params = animate_params or AnimateParams()
+        if batch_size < 1:
+            raise MRAAError(f"batch size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.has_trained_avd = has_trained_avd
+        self.config = config
+
+    # --------------------------------------------------------------- construction
+    @classmethod
+    def from_checkpoint(
+        cls,
+        checkpoint: str | os.PathLike | None = None,
+        config: str | os.PathLike | MRAAConfig | None = None,
+        device: str | torch.device = "cpu",
+        **kwargs,
+    ) -> Animator:
+        """Build from an official ``.pth``, a training checkpoint, or a safetensors export.
+
+        ``config`` may be omitted when the checkpoint carries one (training runs, exports). With neither,
+        the model shipped with mraa is used.
+        """
+        from mraa.checkpoint import config_from_checkpoint, has_trained_avd, load_checkpoint, read_checkpoint
+        from mraa.config import load_config
+        from mraa.models import build_models
+
+        if checkpoint is None:
+            checkpoint = default_checkpoint()
+        device = resolve_device(device)
+        data = read_checkpoint(checkpoint)
+        if config is None:
+            cfg = config_from_checkpoint(data)
+            if cfg is None:
+                raise MRAAError(f"{checkpoint} carries no config: pass the YAML config it was trained with")
+        elif isinstance(config, MRAAConfig):
+            cfg = config
+        else:
+            cfg = load_config(config)
+        models = build_models(cfg.model_params)
+        load_checkpoint(checkpoint, models)
+        return cls(
+            models,
+            cfg.animate_params,
+            device=device,
+            has_trained_avd=has_trained_avd(data),
+            config=cfg,
+            **kwargs,
+        )
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) the model works at (the config's frame shape)."""
+        if self.config is None:
+            return (256, 256)
+        return tuple(self.config.dataset_params.resolved_frame_shape[:2])
+
+    def default_mode(self) -> str:
+        """``avd`` when the AVD network is trained (as the official demo), else ``relative``."""
+        return "avd" if self.has_trained_avd else "relative"
+
+    # --------------------------------------------------------------- core
+    @torch.no_grad()
+    def encode_source(self, source: Tensor) -> SourceState:
+        """Run everything that depends only on the source (1, C, H, W) once."""
+        source = _as_batch(source).to(self.device)
+        if source.shape[0] != 1:
+            raise MRAAError(f"expected one source image, got a batch of {source.shape[0]}")
+        params = self.models.region_predictor(source)
+        params = {k: v for k, v in params.items() if k not in ("u", "d")}
+        generator = self.models.generator
+        flow = generator.pixelwise_flow_predictor
+        small = gaussians = None
+        if flow is not None:
+            small = flow.downscale(source)
+            gaussians = flow._gaussians(params, small.shape[2:])
+        return SourceState(source, params, generator.encode(source), small, gaussians)
+
+    @torch.no_grad()
+    def region_params(self, frames: Tensor) -> RegionParams:
+        """Region params of a batch of frames (B, C, H, W)."""
+        params = self.models.region_predictor(frames.to(self.device))
+        return {k: v for k, v in params.items() if k not in ("u", "d")}
+
+    @torch.no_grad()
+    def render(
+        self, state: SourceState, region_params: RegionParams, bg_params: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """Generator output for target region params (B frames) using the cached source."""
+        b = region_params["shift"].shape[0]
+        source_params = {k: v.expand(b, *v.shape[1:]) for k, v in state.region_params.items()}
+        generator = self.models.generator
+        motion = None
+        flow = generator.pixelwise_flow_predictor
+        if flow is not None:
+            motion = flow(
+                state.image,
+                region_params,
+                source_params,
+                bg_params=bg_params,
+                source_small=state.small,
+                source_gaussians=state.gaussians.expand(b, -1, -1, -1),
+            )
+        return generator(
+            state.image, region_params, source_params, source_features=state.features, motion=motion
+        )
+
+    @torch.no_grad()
+    def animate_iter(
+        self,
+        source: Tensor,
+        driving: Iterable[Tensor] | Tensor,
+        mode: str | None = None,
+        background: str | BackgroundMotion | None = None,
+        progress: bool = False,
+        total: int | None = None,
+    ) -> Iterator[AnimatedBatch]:
+        """Yield animated batches for driving frames given as a tensor (T, C, H, W) or an iterable of
+        frames (C, H, W) / batches (B, C, H, W), consumed lazily."""
+        mode = mode or self.default_mode()
+        if mode not in MODES:
+            raise MRAAError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+        if not isinstance(background, BackgroundMotion):
+            background = background_schedule(background)
+        state = self.encode_source(source)
+        initial: RegionParams | None = None
+        scale = 1.0
+        count = 0
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, unit="frame", desc=f"animating ({mode})")
+        try:
+            for batch in _batches(driving, self.batch_size):
+                batch = batch.to(self.device)
+                driving_params = self.region_params(batch)
+                if initial is None:
+                    initial = {k: v[:1] for k, v in driving_params.items()}
+                    scale = movement_scale(state.region_params["shift"][0], initial["shift"][0])
+                params = animation_region_params(
+                    state.region_params, driving_params, initial, mode, self.models.avd_network, scale=scale
+                )
+                indices = torch.arange(count, count + batch.shape[0])
+                if background.kind == "driving":
+                    bg = self.models.bg_predictor(state.image.expand(batch.shape[0], -1, -1, -1), batch)
+                else:
+                    bg = background.params(indices, self.device, batch.dtype)
+                out = self.render(state, params, bg)
+                count += batch.shape[0]
+                if bar is not None:
+                    bar.update(batch.shape[0])
+                yield AnimatedBatch(out["prediction"], driving_params, params, indices)
+        finally:
+            if bar is not None:
+                bar.close()
+        if count == 0:
+            raise MRAAError("the driving video has no frames")
+
+    def animate(
+        self,
+        source: Tensor,
+        driving: Tensor | Iterable[Tensor],
+        mode: str | None = None,
+        background: str | BackgroundMotion | None = None,
+        progress: bool = False,
+    ) -> Tensor:
+        """Animate and return all frames (T, C, H, W) in [0, 1]. See :meth:`animate_iter` for streaming.
+
+        Args:
+            source: (1, C, H, W) or (C, H, W) in [0, 1], at the model's size.
+            driving: (T, C, H, W) in [0, 1] or an iterable of frames.
+            mode: ``standard``, ``relative`` or ``avd`` (default: :meth:`default_mode`).
+            background: see :func:`background_schedule` (default: still).
+        """
+        total = driving.shape[0] if isinstance(driving, Tensor) else None
+        batches = self.animate_iter(source, driving, mode, background, progress=progress, total=total)
+        return torch.cat([batch.prediction.cpu() for batch in batches])
+
+
+def _as_batch(image: Tensor) -> Tensor:
+    return image.unsqueeze(0) if image.ndim == 3 else image
+
+
+def _batches(driving: Iterable[Tensor] | Tensor, batch_size: int) -> Iterator[Tensor]:
+    if isinstance(driving, Tensor):
+        driving = _as_batch(driving)
+        for start in range(0, driving.shape[0], batch_size):
+            yield driving[start : start + batch_size]
+        return
+    pending: list[Tensor] = []
+    for item in driving:
+        item = _as_batch(item)
+        pending.extend(item.unbind(0))
+        while len(pending) >= batch_size:
+            yield torch.stack(pending[:batch_size])
+            pending = pending[batch_size:]
+    if pending:
+        yield torch.stack(pending)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Validate a device string (cpu, cuda, cuda:N, mps) with a clear error when it is unavailable."""
+    name = str(device)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise MRAAError(f"unknown device {name!r} (use cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise MRAAError("device cuda requested but CUDA is not available on this machine")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise MRAAError("device mps requested but MPS is not available on this machine")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise MRAAError(f"unsupported device {name!r} (use cpu, cuda or mps)")
+    return dev
+
+
+def default_checkpoint() -> Path:
+    """The model shipped with mraa (a small model trained on synthetic articulated figures)."""
+    path = DEFAULT_MODEL_DIR / "model.safetensors"
+    if not path.is_file():
+        raise MRAAError(
+            "no --checkpoint given and the shipped default model is missing "
+            f"({path}); pass --checkpoint and --config"
+        )
+    return path

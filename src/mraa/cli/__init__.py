@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 from mraa.errors import MRAAError
 
@@ -74,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug, not a user error: one line, the traceback with --verbose
+        if args.verbose:
+            traceback.print_exc()
+        print(
+            f"error: unexpected {exc.__class__.__name__}: {exc} (rerun with -v for details)", file=sys.stderr
+        )
+        return 1
 
 
 def run() -> None:

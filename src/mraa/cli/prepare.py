@@ -13,7 +13,7 @@ Needs: pip install 'mraa[detect]'."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from mraa.data.prepare import PrepareOptions, detector_names
+    from mraa.data.prepare.options import PrepareOptions
 
     defaults = PrepareOptions()
     parser = subparsers.add_parser(
@@ -31,8 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     group = parser.add_argument_group("person boxes")
     group.add_argument(
-        "--detector", choices=detector_names(), default=None,
-        help=f"person detector (default {defaults.detector}; 'boxes' when --boxes is given)",
+        "--detector", default=None, metavar="NAME",
+        help="person detector: haar-upperbody (default), hog, or boxes (the default when --boxes is given)",
     )  # fmt: skip
     group.add_argument(
         "--boxes", metavar="DIR",
@@ -95,7 +95,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mraa.data.prepare import PrepareOptions, prepare_dataset
+    from mraa.data.prepare.options import PrepareOptions
+    from mraa.data.prepare.pipeline import prepare_dataset
     from mraa.errors import MRAAError
 
     detector = args.detector or ("boxes" if args.boxes else PrepareOptions.detector)

@@ -19,11 +19,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import get_worker_info
 
 from mraa.config import CropParams, FlipParams, JitterParams, ResizeParams, from_dict
 from mraa.errors import MRAAError
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 weights, as in PIL's "L" mode
+_RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
 def worker_rng(seed: int) -> np.random.Generator:
@@ -32,7 +34,7 @@ def worker_rng(seed: int) -> np.random.Generator:
     Inside a DataLoader worker the torch worker seed (``base_seed + worker_id``, redrawn every epoch for
     non-persistent workers) is mixed in, so workers never repeat each other's random choices.
     """
-    info = torch.utils.data.get_worker_info()
+    info = get_worker_info()
     if info is None:
         return np.random.default_rng(seed)
     return np.random.default_rng([seed, info.seed])
@@ -47,7 +49,7 @@ class ProcessLocalRng:
         self._rng: np.random.Generator | None = None
 
     def get(self) -> np.random.Generator:
-        info = torch.utils.data.get_worker_info()
+        info = get_worker_info()
         key = (os.getpid(), None if info is None else info.seed)
         if self._rng is None or key != self._key:
             self._rng = worker_rng(self.seed)
@@ -77,43 +79,17 @@ def resize_clip(clip: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return tensor.permute(0, 2, 3, 1).clamp_(0.0, 1.0).contiguous().numpy()
 
 
-def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
-    """RGB in [0, 1] (..., 3) to HSV with all channels in [0, 1]."""
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    value = rgb.max(axis=-1)
-    delta = value - rgb.min(axis=-1)
-    safe_value = np.where(value > 0, value, 1.0)
-    saturation = np.where(value > 0, delta / safe_value, 0.0)
-    safe_delta = np.where(delta > 0, delta, 1.0)
-    # hue in sixths of a turn, measured from the channel that holds the maximum
-    hue = np.where(
-        value == r,
-        (g - b) / safe_delta,
-        np.where(value == g, 2.0 + (b - r) / safe_delta, 4.0 + (r - g) / safe_delta),
-    )
-    hue = np.where(delta > 0, (hue / 6.0) % 1.0, 0.0)
-    return np.stack([hue, saturation, value], axis=-1).astype(rgb.dtype, copy=False)
+def hue_rotation_matrix(turns: float) -> np.ndarray:
+    """3x3 matrix ``M`` that rotates the hue of RGB colours by ``turns`` of the colour wheel (``rgb @ M``).
 
-
-def hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`rgb_to_hsv`."""
-    hue, saturation, value = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    sector = np.floor(hue * 6.0)
-    fraction = hue * 6.0 - sector
-    sector = sector.astype(np.int64) % 6
-    low = value * (1.0 - saturation)
-    falling = value * (1.0 - saturation * fraction)
-    rising = value * (1.0 - saturation * (1.0 - fraction))
-    # (r, g, b) for sectors 0..5 of the colour wheel
-    choices_r = [value, falling, low, low, rising, value]
-    choices_g = [rising, value, value, falling, low, low]
-    choices_b = [low, low, rising, value, value, falling]
-    conditions = [sector == k for k in range(6)]
-    rgb = np.stack(
-        [np.select(conditions, choices_r), np.select(conditions, choices_g), np.select(conditions, choices_b)],
-        axis=-1,
-    )
-    return rgb.astype(hsv.dtype, copy=False)
+    The rotation acts on the chroma plane (I, Q) of the YIQ colour space and keeps the luma Y, so it is one
+    linear map: cheap, smooth in ``turns``, and the identity at 0 (results may leave [0, 1]; clip them).
+    """
+    angle = 2.0 * np.pi * turns
+    cos, sin = np.cos(angle), np.sin(angle)
+    rotation = np.array([[1.0, 0.0, 0.0], [0.0, cos, -sin], [0.0, sin, cos]])
+    # column-vector form: yiq = _RGB_TO_YIQ @ rgb; transpose for row-vector pixels
+    return (np.linalg.inv(_RGB_TO_YIQ) @ rotation @ _RGB_TO_YIQ).T.astype(np.float32)
 
 
 class AllAugmentationTransform:
@@ -122,7 +98,7 @@ class AllAugmentationTransform:
     Args:
         flip_param: ``horizontal_flip`` and ``time_flip`` (each applied with probability 0.5).
         jitter_param: ``brightness``, ``contrast``, ``saturation`` (factors drawn from ``[1 - v, 1 + v]``)
-            and ``hue`` (a shift of the hue wheel drawn from ``[-v, v]`` turns, ``v <= 0.5``).
+            and ``hue`` (a rotation of the hue wheel (in YIQ) drawn from ``[-v, v]`` turns, ``v <= 0.5``).
         crop_param: ``size`` (h, w) of a random crop; smaller frames are edge-padded first.
         resize_param: ``ratio`` (low, high): frames are scaled by a factor drawn from that range.
         seed: seed of the generator used when ``__call__`` gets none (see :func:`worker_rng`).
@@ -183,7 +159,9 @@ class AllAugmentationTransform:
         jitter = self.jitter_param
         return (
             (self.flip_param is None or not (self.flip_param.horizontal_flip or self.flip_param.time_flip))
-            and (jitter is None or not any((jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue)))
+            and (
+                jitter is None or not any((jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue))
+            )
             and self.crop_param is None
             and self.resize_param is None
         )
@@ -264,7 +242,5 @@ def _apply_color_step(clip: np.ndarray, key: str, factor: float) -> np.ndarray:
         gray = (clip @ _LUMA)[..., None]  # (T, H, W, 1)
         out = clip * factor + gray * (1.0 - factor)
     else:
-        hsv = rgb_to_hsv(np.clip(clip, 0.0, 1.0))
-        hsv[..., 0] = (hsv[..., 0] + factor) % 1.0
-        out = hsv_to_rgb(hsv)
+        out = clip @ hue_rotation_matrix(factor)
     return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)

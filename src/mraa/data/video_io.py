@@ -287,8 +287,9 @@ class VideoWriter:
         muxed = self._tmp.with_name(self._tmp.stem + "-audio" + self.suffix)
         audio_codec = "libopus" if self.suffix == ".webm" else "aac"
         cmd = [
-            _ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(self._tmp), "-i", str(self.audio_from),
-            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", audio_codec, "-shortest", str(muxed),
+            _ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(self._tmp),
+            "-t", f"{self.num_frames / self.fps:.6f}", "-i", str(self.audio_from),
+            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", audio_codec, str(muxed),
         ]  # fmt: skip
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -362,3 +363,27 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def fit_frame(frame: np.ndarray, size: tuple[int, int], crop: bool = False) -> np.ndarray:
+    """Resize a uint8 frame to ``size`` (H, W); with ``crop`` first take the centred crop of that aspect ratio.
+
+    Uses Pillow's anti-aliased bilinear filter (like scikit-image's ``resize``, which the official demo uses).
+    """
+    from PIL import Image
+
+    h, w = size
+    if crop:
+        fh, fw = frame.shape[:2]
+        target = w / h
+        if fw / fh > target:
+            new_w = max(1, round(fh * target))
+            x0 = (fw - new_w) // 2
+            frame = frame[:, x0 : x0 + new_w]
+        else:
+            new_h = max(1, round(fw / target))
+            y0 = (fh - new_h) // 2
+            frame = frame[y0 : y0 + new_h]
+    if frame.shape[:2] == (h, w):
+        return frame
+    return np.asarray(Image.fromarray(frame).resize((w, h), Image.BILINEAR))

@@ -151,7 +151,7 @@ def train_run(
                 skipped += 1
                 continue
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
             count += len(batch)
         epoch_loss = total / count if count else math.nan
     if skipped:

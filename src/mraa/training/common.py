@@ -203,4 +203,3 @@ def find_latest_checkpoint(log_dir: str | os.PathLike, mode: str) -> Path | None
 def checkpoint_path(log_dir: str | os.PathLike, epoch: int, mode: str) -> Path:
     """Official naming: ``log_dir/{epoch:08d}-cpk-{mode}.pth`` (epoch = index of the last finished epoch)."""
     return Path(log_dir) / f"{epoch:08d}-cpk-{mode}.pth"
-

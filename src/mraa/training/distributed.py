@@ -74,8 +74,14 @@ def init_distributed(device: str | torch.device | None = None) -> DistInfo:
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
         initialized_here = True
-    log.info("distributed: rank %d/%d (local %d), backend %s, device %s", rank, world_size, local_rank,
-             dist.get_backend(), base)  # fmt: skip
+    log.info(
+        "distributed: rank %d/%d (local %d), backend %s, device %s",
+        rank,
+        world_size,
+        local_rank,
+        dist.get_backend(),
+        base,
+    )
     return DistInfo(rank, local_rank, world_size, base, initialized_here)
 
 
@@ -133,4 +139,6 @@ def wrap_ddp(module: nn.Module, info: DistInfo, find_unused_parameters: bool = F
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [info.device.index] if info.device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=find_unused_parameters)
+    return DistributedDataParallel(
+        module, device_ids=device_ids, find_unused_parameters=find_unused_parameters
+    )

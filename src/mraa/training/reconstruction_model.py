@@ -101,11 +101,15 @@ class ReconstructionModel(nn.Module):
             if vgg is None:
                 raise MRAAError(NO_VGG_MESSAGE)
             if not vgg.pretrained:
-                log.warning("perceptual loss with RANDOM VGG19 features: only meaningful for tests/benchmarks")
+                log.warning(
+                    "perceptual loss with RANDOM VGG19 features: only meaningful for tests/benchmarks"
+                )
             vgg.eval()
         self.vgg = vgg if uses_perceptual(train_params) else None
         if not uses_perceptual(train_params) and not self.l1_weight:
-            log.warning("no reconstruction loss (perceptual and l1 weights are 0): the generator will not learn")
+            log.warning(
+                "no reconstruction loss (perceptual and l1 weights are 0): the generator will not learn"
+            )
         flow = getattr(generator, "pixelwise_flow_predictor", None)
         self.revert_axis_swap = bool(getattr(flow, "revert_axis_swap", True))
         self.rng = rng
@@ -139,7 +143,9 @@ class ReconstructionModel(nn.Module):
             source_region_params=source_region_params,
             bg_params=bg_params,
         )
-        generated.update(source_region_params=source_region_params, driving_region_params=driving_region_params)
+        generated.update(
+            source_region_params=source_region_params, driving_region_params=driving_region_params
+        )
         prediction = generated["prediction"]
 
         losses: dict[str, Tensor] = {}
@@ -155,15 +161,22 @@ class ReconstructionModel(nn.Module):
             losses.update(self._equivariance(driving, driving_region_params, generated))
         return losses, generated
 
-    def _equivariance(self, driving: Tensor, driving_region_params: dict, generated: dict) -> dict[str, Tensor]:
+    def _equivariance(
+        self, driving: Tensor, driving_region_params: dict, generated: dict
+    ) -> dict[str, Tensor]:
         tp = self.train_params.transform_params
         transform = Transform(
-            driving.shape[0], sigma_affine=tp.sigma_affine, sigma_tps=tp.sigma_tps, points_tps=tp.points_tps,
+            driving.shape[0],
+            sigma_affine=tp.sigma_affine,
+            sigma_tps=tp.sigma_tps,
+            points_tps=tp.points_tps,
             generator=self.rng,
-        ).to(driving.device)  # fmt: skip
+        ).to(driving.device)
         transformed_frame = transform.transform_frame(driving)
         transformed_region_params = self.region_predictor(transformed_frame)
-        generated.update(transformed_frame=transformed_frame, transformed_region_params=transformed_region_params)
+        generated.update(
+            transformed_frame=transformed_frame, transformed_region_params=transformed_region_params
+        )
         affine_weight = self.affine_weight if "affine" in driving_region_params else 0.0
         return equivariance_losses(
             driving_region_params,

@@ -41,7 +41,6 @@ from mraa.data.prepare.detectors import (
     PrecomputedBoxes,
     build_detector,
     detections_to_json,
-    detector_names,
     require_cv2,
 )
 from mraa.data.prepare.options import PrepareOptions
