@@ -361,6 +361,22 @@ def test_rerun_resumes_without_rewriting(prepared):
 
 
 @needs_detect
+def test_output_is_a_training_dataset(prepared):
+    from mraa.data.frames_dataset import FramesDataset
+
+    train = FramesDataset(
+        prepared["out"], frame_shape=(64, 64, 3), id_sampling=True, is_train=True, cache_mb=0
+    )
+    rows = read_manifest(prepared["out"] / "manifest.csv")
+    assert len(train) == len({r["video_id"] for r in rows if r["split"] == "train"}) == 2  # one id per video
+    assert train[0]["source"].shape == train[0]["driving"].shape == (3, 64, 64)
+    test = FramesDataset(prepared["out"], frame_shape=(64, 64, 3), is_train=False, cache_mb=0)
+    assert sorted(test.videos) == sorted(r["name"] for r in rows if r["split"] == "test")
+    clip = test.get_video(0)["video"]
+    assert clip.shape[0] == 3 and clip.shape[2:] == (64, 64)
+
+
+@needs_detect
 def test_frame_folders_and_python_api(talks, tmp_path):
     from mraa.data.prepare import prepare_dataset
 
@@ -393,6 +409,7 @@ def test_default_detector_finds_the_person_in_a_photo():
         boxes[0].x0 < 100 < 125 < boxes[0].x1 and boxes[0].y0 < 30
     )  # holds the face (about 86..140, 30..84)
     assert build_detector("haar-upperbody").detect(np.full((256, 256, 3), 128, np.uint8)) == []
+    assert build_detector("hog").detect(np.full((256, 256, 3), 128, np.uint8)) == []
 
 
 @needs_detect

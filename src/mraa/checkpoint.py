@@ -44,6 +44,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "GLOBAL" not in str(exc):
+            raise MRAAError(f"cannot read checkpoint {path} (corrupt or not a PyTorch file)") from None
         first = str(exc).strip().splitlines()
         detail = next(
             (line for line in first if "GLOBAL" in line or "Unsupported" in line), first[0] if first else ""

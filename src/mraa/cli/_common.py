@@ -6,10 +6,11 @@ import argparse
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-from torch import Tensor
+if TYPE_CHECKING:  # heavy imports stay out of `mraa --help`
+    import numpy as np
+    from torch import Tensor
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +52,9 @@ def load_animator(args: argparse.Namespace, batch_size: int = 4, announce: bool 
 
 def image_tensor(frame: np.ndarray) -> Tensor:
     """uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."""
+    import numpy as np
+    import torch
+
     return torch.from_numpy(np.array(frame)).permute(2, 0, 1).float().div_(255.0).unsqueeze(0)
 
 

@@ -7,8 +7,6 @@ import contextlib
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from mraa.cli._common import (
     add_model_arguments,
     check_output_path,
@@ -100,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     )
     size = animator.image_size
     source, source_uint8 = load_source(args.source, size, args.crop)
-    kept: list[np.ndarray] | None = [] if viz_path is not None else None
+    kept: list | None = [] if viz_path is not None else None
     frames = driving_frames(args.driving, size, args.crop, keep=kept)
     fps = args.fps or info.fps
 

@@ -28,36 +28,42 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 weight
 _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
-def worker_rng(seed: int) -> np.random.Generator:
-    """A generator for the calling process: ``seed`` alone in the main process, mixed with the worker seed.
+def worker_rng(seed: int, epoch: int | None = None) -> np.random.Generator:
+    """A generator for the calling process, from ``seed`` (and ``epoch`` when given).
 
     Inside a DataLoader worker the torch worker seed (``base_seed + worker_id``, redrawn every epoch for
     non-persistent workers) is mixed in, so workers never repeat each other's random choices.
     """
+    keys = [seed] if epoch is None else [seed, epoch]
     info = get_worker_info()
-    if info is None:
-        return np.random.default_rng(seed)
-    return np.random.default_rng([seed, info.seed])
+    if info is not None:
+        keys.append(info.seed)
+    return np.random.default_rng(keys)
 
 
 class ProcessLocalRng:
-    """Lazily (re)creates a :func:`worker_rng` whenever it is used from a new process or worker."""
+    """Lazily (re)creates a :func:`worker_rng` when used from a new process or worker, or after ``set_epoch``."""
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
+        self.epoch: int | None = None
         self._key: tuple | None = None
         self._rng: np.random.Generator | None = None
 
+    def set_epoch(self, epoch: int) -> None:
+        """Restart the stream from ``(seed, epoch)``, so an epoch's randomness does not depend on earlier ones."""
+        self.epoch = int(epoch)
+
     def get(self) -> np.random.Generator:
         info = get_worker_info()
-        key = (os.getpid(), None if info is None else info.seed)
+        key = (os.getpid(), None if info is None else info.seed, self.epoch)
         if self._rng is None or key != self._key:
-            self._rng = worker_rng(self.seed)
+            self._rng = worker_rng(self.seed, self.epoch)
             self._key = key
         return self._rng
 
     def __getstate__(self) -> dict[str, Any]:  # a pickled copy (spawned worker) starts a fresh stream
-        return {"seed": self.seed, "_key": None, "_rng": None}
+        return {"seed": self.seed, "epoch": self.epoch, "_key": None, "_rng": None}
 
 
 def _as_params(value: Any, cls: type, name: str) -> Any:

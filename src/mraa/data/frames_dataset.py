@@ -191,8 +191,8 @@ class FramesDataset(Dataset):
         frame_shape: (H, W, 3) of the returned frames; None means (256, 256, 3).
         id_sampling: training items pick an identity (``<id>#...`` names), then one of its videos.
         is_train: training items (two frames of a video, augmented) or test items (whole videos).
-        random_seed: seed of the train/test split and of the item randomness (mixed with the worker seed
-            inside DataLoader workers).
+        random_seed: seed of the train/test split and of the item randomness (mixed with the epoch given
+            to :meth:`set_epoch` and, inside DataLoader workers, with the worker seed).
         pairs_list: CSV of ``source,driving`` test video names, used by :class:`PairedDataset`.
         augmentation_params: augmentation for training items; None or test mode means none.
         cache_mb: size of the per-process cache of decoded video files (0 disables it).
@@ -393,6 +393,14 @@ class FramesDataset(Dataset):
             if good:
                 return good[int(rng.integers(len(good)))]
         raise MRAAError(f"no readable video with at least 2 frames in {self.split_dir}")
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the item randomness of this epoch a function of ``(random_seed, epoch)`` (and the worker seed).
+
+        Training loops call this before each epoch, so a resumed run draws the same frames and augmentations
+        as an uninterrupted one.
+        """
+        self._rng.set_epoch(epoch)
 
     def get_video(self, index: int, substitute: bool = True) -> dict[str, Any]:
         """The whole video ``index`` of :attr:`videos` as ``{"video": (3, T, H, W), "name": str}``.

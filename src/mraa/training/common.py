@@ -130,9 +130,19 @@ class EpochLoader:
         return len(self.loader) * self.batch_size
 
     def epoch(self, epoch: int) -> Iterator[Any]:
+        """An iterator over the batches of ``epoch``.
+
+        Datasets (or datasets they wrap, through a ``dataset`` attribute) with a ``set_epoch(epoch)`` method
+        are told the epoch first, so randomness kept inside a dataset can be made a function of the epoch.
+        """
         self.generator.manual_seed(derive_seed(self.seed, epoch, self.info.rank, SEED_LOADER))
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
+        dataset, seen = self.loader.dataset, 0
+        while dataset is not None and seen < 8:
+            if callable(getattr(dataset, "set_epoch", None)):
+                dataset.set_epoch(epoch)
+            dataset, seen = getattr(dataset, "dataset", None), seen + 1
         return iter(self.loader)
 
 

@@ -25,8 +25,8 @@ class TrainLogger:
     """Writes training metrics and images under ``log_dir`` (main process only).
 
     Args:
-        metrics_name: file name of the JSON-lines metrics file.
-        tensorboard: also write TensorBoard scalars to ``log_dir/tensorboard`` when the optional
+        mode: "reconstruction" (``metrics.jsonl``) or "avd" (``metrics-avd.jsonl``).
+        tensorboard: also write TensorBoard scalars to ``log_dir/tensorboard/<mode>`` when the optional
             ``tensorboard`` package is installed.
     """
 
@@ -34,12 +34,14 @@ class TrainLogger:
         self,
         log_dir: str | os.PathLike,
         enabled: bool = True,
-        metrics_name: str = "metrics.jsonl",
+        mode: str = "reconstruction",
         tensorboard: bool = True,
     ) -> None:
         self.log_dir = Path(log_dir)
         self.enabled = enabled
-        self.metrics_path = self.log_dir / metrics_name
+        self.metrics_path = self.log_dir / (
+            "metrics.jsonl" if mode == "reconstruction" else f"metrics-{mode}.jsonl"
+        )
         self.image_dir = self.log_dir / "train-vis"
         self._file = None
         self._writer = None
@@ -55,7 +57,7 @@ class TrainLogger:
                     self.metrics_path,
                 )
             else:
-                self._writer = SummaryWriter(str(self.log_dir / "tensorboard"))
+                self._writer = SummaryWriter(str(self.log_dir / "tensorboard" / mode))
 
     def truncate_after(self, pairs_seen: int) -> None:
         """Drop records past ``pairs_seen`` (left by an interrupted run) before a resumed run appends."""
@@ -72,6 +74,7 @@ class TrainLogger:
         fd, tmp = tempfile.mkstemp(prefix=f".{self.metrics_path.name}-", dir=self.log_dir)
         with os.fdopen(fd, "w") as handle:
             handle.write("".join(f"{line}\n" for line in kept))
+        os.chmod(tmp, 0o644)  # mkstemp files are private; this is an ordinary log file
         os.replace(tmp, self.metrics_path)
 
     def _write(self, record: dict[str, Any]) -> None:

@@ -86,17 +86,18 @@ def state_from_checkpoint(data: dict[str, Any], mode: str, loader: EpochLoader) 
     return LoopState(next_epoch, next_epoch * len(loader), next_epoch * loader.pairs_per_epoch, seed=-1)
 
 
-def write_run_config(cfg: MRAAConfig, log_dir: Path) -> Path:
-    """``log_dir/config.yaml`` with the resolved config (atomically)."""
+def write_run_config(cfg: MRAAConfig, log_dir: Path, name: str = "config.yaml") -> Path:
+    """``log_dir/<name>`` with the resolved config (atomically)."""
     fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".yaml", dir=log_dir)
     os.close(fd)
     try:
         save_config(cfg, tmp)
-        os.replace(tmp, log_dir / "config.yaml")
+        os.chmod(tmp, 0o644)  # mkstemp files are private; this is an ordinary config file
+        os.replace(tmp, log_dir / name)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return log_dir / "config.yaml"
+    return log_dir / name
 
 
 def resolve_checkpoint(
@@ -163,7 +164,7 @@ def open_run(
     """Common start of a training run: log dir and config, starting checkpoint, seed, loader, position."""
     if info.is_main:
         log_dir.mkdir(parents=True, exist_ok=True)
-        write_run_config(cfg, log_dir)
+        write_run_config(cfg, log_dir, "config.yaml" if mode == "reconstruction" else f"config-{mode}.yaml")
     start = resolve_checkpoint(log_dir, checkpoint, resume, mode)
     data: dict[str, Any] = {}
     resuming = False

@@ -44,3 +44,22 @@ def reconstruction_image(batch: dict[str, Tensor], generated: dict, max_samples:
             row.append(occlusion_to_uint8(occlusion[i].detach().float().cpu(), size))
         rows.append(row)
     return make_grid(rows)
+
+
+@torch.no_grad()
+def avd_image(batch: dict[str, Tensor], regions: dict, max_samples: int = 4) -> np.ndarray:
+    """uint8 grid; columns: source + its regions, driving + its regions (the target), driving + the randomly
+    scaled pose regions (the input), driving + the AVD prediction."""
+    source = tensor_to_uint8(batch["source"][:max_samples])
+    driving = tensor_to_uint8(batch["driving"][:max_samples])
+    rows = []
+    for i in range(source.shape[0]):
+        rows.append(
+            [
+                _with_regions(source[i], regions["source"], i),
+                _with_regions(driving[i], regions["driving"], i),
+                _with_regions(driving[i], regions["pose"], i),
+                _with_regions(driving[i], regions["prediction"], i),
+            ]
+        )
+    return make_grid(rows)

@@ -111,14 +111,15 @@ class HaarUpperBodyDetector:
 
     Args:
         min_person_height: smallest body box worth finding, in frame pixels (sets the smallest face).
-        max_height: frames taller than this are shrunk before detection (speed).
+        max_height: frames taller than this are shrunk before detection (speed), but never so much
+            that the smallest wanted face falls below about 30 px.
         use_profile: also try the profile cascade (both directions) when no frontal face is found.
     """
 
     def __init__(
         self,
         min_person_height: float = 0,
-        max_height: int = 480,
+        max_height: int = 360,
         use_profile: bool = True,
         body_width: float = 3.2,
         body_height: float = 4.5,
@@ -143,13 +144,18 @@ class HaarUpperBodyDetector:
     def detect_faces(self, frame: np.ndarray) -> list[Box]:
         """Face boxes in frame pixels."""
         cv2 = require_cv2()
-        small, scale = _downscale(frame, self.max_height)
+        # a face smaller than this would give a body box below min_person_height (20% slack for jitter)
+        min_face = 0.8 * self.min_person_height / self.body_height
+        # shrink for speed, but keep the smallest wanted face about 30 px (Haar's window is 24 px)
+        target = (
+            max(self.max_height, round(frame.shape[0] * 30.0 / min_face)) if min_face > 0 else self.max_height
+        )
+        small, scale = _downscale(frame, target)
         gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
-        # a face this small would give a body box below min_person_height (20% slack for detector jitter)
-        min_face = max(20, int(0.8 * self.min_person_height / self.body_height * scale))
-        if min_face >= min(gray.shape):
+        min_size = max(20, int(min_face * scale))
+        if min_size >= min(gray.shape):
             return []
-        params = {"scaleFactor": 1.1, "minNeighbors": self.min_neighbors, "minSize": (min_face, min_face)}
+        params = {"scaleFactor": 1.1, "minNeighbors": self.min_neighbors, "minSize": (min_size, min_size)}
         found = [tuple(r) for r in self.frontal.detectMultiScale(gray, **params)]
         if not found and self.profile is not None:
             found = [tuple(r) for r in self.profile.detectMultiScale(gray, **params)]
@@ -326,7 +332,7 @@ class PrecomputedBoxes:
 
     def find(self, video: str | os.PathLike) -> Path | None:
         """The boxes file for a video, or None."""
-        stem = Path(video).stem if Path(video).suffix else Path(video).name
+        stem = Path(video).name if Path(video).is_dir() else Path(video).stem
         for suffix in (".json", ".csv"):
             candidate = self.folder / f"{stem}{suffix}"
             if candidate.is_file():
