@@ -242,6 +242,9 @@ def test_boxes_files_json_and_csv(tmp_path):
     assert load_boxes_csv(tmp_path / "b.csv") == {0: [Box(1, 2, 11, 22), Box(3, 3, 6, 6)], 7: []}
     boxes = PrecomputedBoxes(tmp_path)
     assert boxes.find("/x/b.mp4") == tmp_path / "b.csv" and boxes.find("c.mp4") is None
+    assert boxes.find("/y/a.mp4", "a_2") == tmp_path / "a.json"  # the dataset's name first, then the stem
+    (tmp_path / "a_2.csv").write_text("0,1,1,5,5\n")
+    assert boxes.find("/y/a.mp4", "a_2") == tmp_path / "a_2.csv"
     (tmp_path / "bad.json").write_text('{"frames": {"0": [5, 5, 1, 1]}}')
     with pytest.raises(MRAAError, match="x1 > x0"):
         load_boxes_json(tmp_path / "bad.json")
@@ -272,10 +275,20 @@ def test_disabled_shot_detection_gives_one_shot():
     assert detector.shots() == [(0, 7)]
 
 
-def test_missing_opencv_names_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "cv2", None)
-    with pytest.raises(MRAAError, match=r"mraa\[detect\]"):
-        require_cv2()
+def test_missing_dependencies_name_the_extra(monkeypatch, tmp_path):
+    from mraa.data.prepare import prepare_dataset
+
+    (tmp_path / "a.mp4").write_bytes(b"not read")
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "cv2", None)
+        with pytest.raises(MRAAError, match=r"mraa\[detect\]"):
+            require_cv2()
+        with pytest.raises(MRAAError, match=r"mraa\[detect\]"):  # before any video is read
+            prepare_dataset([tmp_path / "a.mp4"], tmp_path / "out", progress=False)
+    if _has("cv2"):
+        monkeypatch.setitem(sys.modules, "scenedetect", None)
+        with pytest.raises(MRAAError, match="scenedetect"):
+            ShotDetector(threshold=27)
 
 
 def test_options_are_validated(tmp_path):
@@ -377,23 +390,29 @@ def test_output_is_a_training_dataset(prepared):
 
 
 @needs_detect
-def test_frame_folders_and_python_api(talks, tmp_path):
+def test_frame_folders_and_workers_give_the_same_chunks(prepared, tmp_path):
     from mraa.data.prepare import prepare_dataset
 
     options = PrepareOptions(
-        size=48, min_person_height=48, min_frames=16, detector="boxes", boxes_dir=str(talks["boxes"]),
+        size=48, min_person_height=48, min_frames=16, detector="boxes", boxes_dir=str(prepared["boxes"]),
         detect_every=2, format="png", test_fraction=0.5,
     )  # fmt: skip
-    summary = prepare_dataset(
-        [talks["videos"] / "talk1.mp4", talks["videos"] / "talk2.mp4"], tmp_path, options, progress=False
-    )
+    videos = [prepared["videos"] / "talk0.mp4", prepared["videos"] / "talk1.mp4"]
+    summary = prepare_dataset(videos, tmp_path, options, progress=False, workers=2)
     assert sorted(v.split for v in summary.videos) == ["test", "train"]
     folders = sorted((tmp_path / "train").iterdir()) + sorted((tmp_path / "test").iterdir())
-    assert len(folders) == sum(summary.chunks.values()) == 2
-    first = sorted(folders[0].iterdir())
-    assert read_image(first[0]).shape == (48, 48, 3)
-    row = next(r for r in read_manifest(tmp_path / "manifest.csv") if r["name"] == folders[0].name)
-    assert len(first) == int(row["num_frames"])
+    assert len(folders) == sum(summary.chunks.values()) == 5
+    rows = {r["name"]: r for r in read_manifest(tmp_path / "manifest.csv")}
+    for folder in folders:
+        frames = sorted(folder.iterdir())
+        assert len(frames) == int(rows[folder.name]["num_frames"])
+        assert read_image(frames[0]).shape == (48, 48, 3)
+    # the same chunks and crops as the single-process mp4 run (the output size does not change crops)
+    columns = ("video_id", "shot", "start", "end", "crop_x0", "crop_y0", "crop_size")
+    serial = {tuple(r[c] for c in columns) for r in read_manifest(prepared["out"] / "manifest.csv")}
+    assert {tuple(r[c] for c in columns) for r in rows.values()} == {
+        row for row in serial if row[0] in ("talk0", "talk1")
+    }
 
 
 @needs_detect

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import sys
 
@@ -128,14 +129,14 @@ class TestNetworks:
 class TestRunner:
     def test_train_run_deterministic_and_learns(self):
         config = ToyConfig(
-            epochs=3, image_size=16, block_expansion=4, num_blocks=2, max_features=16, test_size=16
+            epochs=2, image_size=16, block_expansion=4, num_blocks=2, max_features=16, test_size=16
         )
         test_set = make_test_set(16, 16)
-        first = train_run("naive", 16, 0, config, test_set)
-        second = train_run("naive", 16, 0, config, test_set)
+        first = train_run("naive", 8, 0, config, test_set)
+        second = train_run("naive", 8, 0, config, test_set)
         assert first.test_l1_deg == second.test_l1_deg
         assert 0 < first.test_l1_deg < 90 and first.skipped_steps == 0
-        assert train_run("naive", 16, 1, config, test_set).test_l1_deg != first.test_l1_deg
+        assert train_run("naive", 8, 1, config, test_set).test_l1_deg != first.test_l1_deg
 
     def test_results_table(self):
         base = {f: getattr(QUICK_CONFIG, f) for f in runner._RUN_SETTINGS}
@@ -146,7 +147,7 @@ class TestRunner:
         assert table.splitlines()[0] == "| train size | naive | pca |"
         assert "| 32 | 10.00 ± 0.00 (n=1) | 2.00 ± 1.00 (n=3) |" in table
 
-    def test_quick_cli_end_to_end_and_resume(self, tmp_path, monkeypatch, capsys):
+    def test_quick_cli_end_to_end(self, tmp_path, capsys):
         pytest.importorskip("matplotlib")
         out = tmp_path / "toy"
         assert main(["toy", "--out", str(out), "--quick", "--no-progress"]) == 0
@@ -159,25 +160,53 @@ class TestRunner:
         }
         assert all(0 <= float(r["test_l1_deg"]) <= 180 for r in rows)
         assert "| 16 |" in (out / "results.md").read_text()
-        assert "naive" in capsys.readouterr().out
+        assert "pca" in capsys.readouterr().out
 
-        # resuming reads the finished runs back: nothing is trained again, one more seed is
+    def test_resume_reads_finished_runs_back(self, tmp_path, monkeypatch, capsys):
+        config = dataclasses.replace(QUICK_CONFIG, networks=("naive",), sizes=(8,), epochs=1)
+        first = runner.run_toy(tmp_path, config, progress=False)
+        assert len(first) == 1
+
         def fail(*args, **kwargs):
             raise AssertionError("a finished run was repeated")
 
         monkeypatch.setattr(runner, "train_run", fail)
-        assert main(["toy", "--out", str(out), "--quick", "--no-progress", "--no-plot"]) == 0
+        assert runner.run_toy(tmp_path, config, progress=False) == first
         monkeypatch.undo()
-        before = read_results_csv(out / "results.csv")
-        args = ["toy", "--out", str(out), "--quick", "--no-progress", "--no-plot", "--seeds", "2"]
-        args += ["--networks", "naive", "--sizes", "8"]
-        assert main(args) == 0
-        after = read_results_csv(out / "results.csv")
-        assert len(after) == len(before) + 1 and set(before) <= set(after)
+        both = runner.run_toy(tmp_path, dataclasses.replace(config, seeds=2), progress=False)
+        assert both[0] == first[0] and [r.seed for r in both] == [0, 1]
+        assert len(read_results_csv(tmp_path / "results.csv")) == 2
 
-        # different settings refuse to mix with the file's runs
-        assert main(["toy", "--out", str(out), "--quick", "--no-progress", "--epochs", "3"]) == 2
-        assert "epochs=2" in capsys.readouterr().err
+        # runs made with other settings are not mixed with new ones
+        args = ["toy", "--out", str(tmp_path), "--quick", "--networks", "naive", "--sizes", "8", "--no-plot"]
+        assert main([*args, "--no-progress"]) == 2
+        assert "epochs=1" in capsys.readouterr().err
+
+    def test_cli_without_matplotlib_still_writes_tables(self, tmp_path, monkeypatch, capsys):
+        monkeypatch.setitem(sys.modules, "matplotlib", None)
+        args = [
+            "toy",
+            "--out",
+            str(tmp_path),
+            "--quick",
+            "--networks",
+            "pca",
+            "--sizes",
+            "8",
+            "--epochs",
+            "1",
+        ]
+        assert main([*args, "--no-progress"]) == 2
+        assert "pip install 'mraa[toy]'" in capsys.readouterr().err
+        assert len(read_results_csv(tmp_path / "results.csv")) == 1
+        assert "| 8 |" in (tmp_path / "results.md").read_text()
+        assert not (tmp_path / "error_vs_size.png").exists()
+
+    def test_cli_help(self, capsys):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["toy", "--help"])
+        assert exit_info.value.code == 0
+        assert "--quick" in capsys.readouterr().out
 
     def test_plot_without_matplotlib_is_a_clear_error(self, tmp_path, monkeypatch):
         from mraa.toy.plot import plot_error_vs_size

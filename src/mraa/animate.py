@@ -183,22 +183,32 @@ class BackgroundMotion:
 
 
 # ----------------------------------------------------------------------------- inference helpers
+def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    with torch.no_grad():
+        conv.weight.mul_(scale.view(-1, 1, 1, 1))
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+        new_bias = (bias - norm.running_mean) * scale + norm.bias
+        if conv.bias is None:
+            conv.bias = nn.Parameter(new_bias)
+        else:
+            conv.bias.copy_(new_bias)
+
+
 def fuse_conv_bn(module: nn.Module) -> nn.Module:
-    """Fold every eval-mode BatchNorm that directly follows a conv (``.conv`` then ``.norm``) into the
-    conv, in place. Exact up to float rounding; only for inference."""
+    """Fold every eval-mode BatchNorm that directly follows a conv into that conv, in place: ``.conv``
+    then ``.norm`` in the down/up/same blocks, ``conv1`` then ``norm2`` in residual blocks. Exact up to
+    float rounding; only for inference (the module no longer matches the official state dict)."""
+    from mraa.modules.blocks import ResBlock2d
+
     for child in module.modules():
         conv, norm = getattr(child, "conv", None), getattr(child, "norm", None)
         if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
-            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-            with torch.no_grad():
-                conv.weight.mul_(scale.view(-1, 1, 1, 1))
-                bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
-                new_bias = (bias - norm.running_mean) * scale + norm.bias
-                if conv.bias is None:
-                    conv.bias = nn.Parameter(new_bias)
-                else:
-                    conv.bias.copy_(new_bias)
+            _fold(conv, norm)
             child.norm = nn.Identity()
+        if isinstance(child, ResBlock2d) and isinstance(child.norm2, nn.BatchNorm2d):
+            _fold(child.conv1, child.norm2)
+            child.norm2 = nn.Identity()
     return module
 
 
@@ -232,6 +242,9 @@ class Animator:
         batch_size: driving frames processed together.
         has_trained_avd: whether the AVD network holds trained weights (default mode ``avd``).
         fuse: fold BatchNorms into convs (faster, same results within float rounding).
+        precision: ``fp32`` (default, exact), or ``bf16`` / ``fp16`` autocast of the generator on CUDA
+            (faster, but changes the output beyond the parity tolerance: measure before relying on it).
+        compile: wrap the generator in ``torch.compile`` (CUDA; first batches are slow while compiling).
     """
 
     def __init__(
@@ -243,6 +256,8 @@ class Animator:
         has_trained_avd: bool = True,
         fuse: bool = True,
         config: MRAAConfig | None = None,
+        precision: str = "fp32",
+        compile: bool = False,
     ) -> None:
         self.device = torch.device(device)
         self.models = copy.deepcopy(models) if fuse else models
@@ -258,6 +273,16 @@ class Animator:
         self.batch_size = batch_size
         self.has_trained_avd = has_trained_avd
         self.config = config
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise MRAAError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise MRAAError("fp16 autocast needs CUDA; use bf16 or fp32 on this device")
+        self.precision = precision
+        # NHWC is faster for oneDNN convolutions on CPU; results are the same up to rounding
+        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        for _, module in self.models.items():
+            module.to(memory_format=self.memory_format)
+        self._generator = torch.compile(self.models.generator) if compile else self.models.generator
 
     # --------------------------------------------------------------- construction
     @classmethod
@@ -315,7 +340,7 @@ class Animator:
     @torch.no_grad()
     def encode_source(self, source: Tensor) -> SourceState:
         """Run everything that depends only on the source (1, C, H, W) once."""
-        source = _as_batch(source).to(self.device)
+        source = _as_batch(source).to(self.device).contiguous(memory_format=self.memory_format)
         if source.shape[0] != 1:
             raise MRAAError(f"expected one source image, got a batch of {source.shape[0]}")
         params = self.models.region_predictor(source)
@@ -331,7 +356,9 @@ class Animator:
     @torch.no_grad()
     def region_params(self, frames: Tensor) -> RegionParams:
         """Region params of a batch of frames (B, C, H, W)."""
-        params = self.models.region_predictor(frames.to(self.device))
+        params = self.models.region_predictor(
+            frames.to(self.device).contiguous(memory_format=self.memory_format)
+        )
         return {k: v for k, v in params.items() if k not in ("u", "d")}
 
     @torch.no_grad()
@@ -341,21 +368,23 @@ class Animator:
         """Generator output for target region params (B frames) using the cached source."""
         b = region_params["shift"].shape[0]
         source_params = {k: v.expand(b, *v.shape[1:]) for k, v in state.region_params.items()}
-        generator = self.models.generator
-        motion = None
-        flow = generator.pixelwise_flow_predictor
-        if flow is not None:
-            motion = flow(
-                state.image,
-                region_params,
-                source_params,
-                bg_params=bg_params,
-                source_small=state.small,
-                source_gaussians=state.gaussians.expand(b, -1, -1, -1),
+        flow = self.models.generator.pixelwise_flow_predictor
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            motion = None
+            if flow is not None:
+                motion = flow(
+                    state.image,
+                    region_params,
+                    source_params,
+                    bg_params=bg_params,
+                    source_small=state.small,
+                    source_gaussians=state.gaussians.expand(b, -1, -1, -1),
+                )
+            out = self._generator(
+                state.image, region_params, source_params, source_features=state.features, motion=motion
             )
-        return generator(
-            state.image, region_params, source_params, source_features=state.features, motion=motion
-        )
+        return {k: v.float() for k, v in out.items()}
 
     @torch.no_grad()
     def animate_iter(

@@ -90,6 +90,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--format", choices=("mp4", "png"), default=defaults.format,
         help="chunks as mp4 files or folders of png frames (default %(default)s)",
     )  # fmt: skip
+    group.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="process N videos in parallel (separate processes; default %(default)s)",
+    )  # fmt: skip
     group.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.set_defaults(func=run)
 
@@ -119,7 +123,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         format=args.format,
     )
-    summary = prepare_dataset(args.input, args.output, options, progress=not args.no_progress)
+    if args.workers < 1:
+        raise MRAAError("--workers must be at least 1")
+    summary = prepare_dataset(
+        args.input, args.output, options, progress=not args.no_progress, workers=args.workers
+    )
     print(summary.describe())
     if not summary.kept:
         print("warning: no video gave a chunk; see summary.json for the reasons")

@@ -40,7 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="networks to train (default all three)",
     )
-    parser.add_argument("--image-size", type=int, default=None, help="image side in pixels (default 32)")
+    parser.add_argument(
+        "--image-size", type=int, default=None, help="image side in pixels, divisible by 8 (default 24)"
+    )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"

@@ -94,7 +94,9 @@ def resolve_config(config: str | None, log_dir: Path, resume: bool, overrides: l
     if config is None:
         saved = log_dir / saved_name
         if not (resume and saved.is_file()):
-            raise MRAAError("--config is required (except with --resume in a LOG_DIR holding " + saved_name + ")")
+            raise MRAAError(
+                "--config is required (except with --resume in a LOG_DIR holding " + saved_name + ")"
+            )
         config = saved
     cfg = load_config(config)
     return apply_overrides(cfg, overrides) if overrides else cfg

@@ -28,9 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--config",
         help="YAML config in the official schema (default: the config stored with the checkpoint)",
     )
-    parser.add_argument(
-        "--log-dir", type=Path, help="output folder (default: the folder of --checkpoint)"
-    )
+    parser.add_argument("--log-dir", type=Path, help="output folder (default: the folder of --checkpoint)")
     add_common_training_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -60,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from mraa.training.train_avd import train_avd
 
     quiet_other_ranks()
+    if args.checkpoint is None and not args.resume:
+        raise MRAAError("AVD training needs a trained reconstruction checkpoint (--checkpoint PATH)")
     if args.log_dir is None:
         if args.checkpoint is None:
             raise MRAAError("pass --log-dir (or --checkpoint, whose folder is then used)")

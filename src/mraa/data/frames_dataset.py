@@ -433,7 +433,7 @@ class FramesDataset(Dataset):
 
 class _ShortVideo(Exception):
     def __init__(self, num_frames: int | None) -> None:
-        super().__init__(f"has {num_frames} frames, needs 2")
+        super().__init__(f"has {num_frames} frame{'' if num_frames == 1 else 's'}, needs 2")
         self.num_frames = num_frames
 
 

@@ -124,8 +124,10 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         return VideoInfo(DEFAULT_FPS, max(1, strip.shape[1] // height), (height, height), False)
     import imageio.v3 as iio
 
+    if path.suffix.lower() != ".gif" and _has_pyav():
+        return _probe_av(path)
     try:
-        meta = iio.immeta(path, plugin="pyav") if _has_pyav() else iio.immeta(path)
+        meta = iio.immeta(path)
     except Exception as exc:
         raise MRAAError(f"cannot read video {path}: {exc.__class__.__name__}: {exc}") from None
     fps = meta.get("fps")
@@ -133,6 +135,26 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         fps = 1000.0 / float(meta["duration"]) if meta["duration"] else None
     fps = float(fps) if fps else DEFAULT_FPS
     return VideoInfo(fps, None, None, has_audio_stream(path))
+
+
+def _probe_av(path: Path) -> VideoInfo:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MRAAError(f"no video stream in {path}")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            fps = float(rate) if rate else DEFAULT_FPS
+            frames = int(stream.frames) if stream.frames else None
+            size = (stream.codec_context.height, stream.codec_context.width)
+            has_audio = bool(container.streams.audio)
+    except MRAAError:
+        raise
+    except Exception as exc:
+        raise MRAAError(f"cannot read video {path}: {exc.__class__.__name__}: {exc}") from None
+    return VideoInfo(fps, frames, size, has_audio)
 
 
 def _has_pyav() -> bool:
@@ -163,11 +185,9 @@ def iter_video(path: str | os.PathLike) -> Iterator[np.ndarray]:
         for t in range(strip.shape[1] // height):
             yield strip[:, t * height : (t + 1) * height]
         return
-    import imageio.v3 as iio
-
     count = 0
     try:
-        for frame in iio.imiter(path, plugin="pyav") if _has_pyav() else iio.imiter(path):
+        for frame in _decode_frames(path):
             count += 1
             yield to_rgb_uint8(frame, name=str(path), warn=count == 1)
     except MRAAError:
@@ -178,6 +198,27 @@ def iter_video(path: str | os.PathLike) -> Iterator[np.ndarray]:
         log.warning("%s: stopped reading after %d frames: %s", path, count, exc)
     if count == 0:
         raise MRAAError(f"video has no frames: {path}")
+
+
+def _decode_frames(path: Path) -> Iterator[np.ndarray]:
+    """Decode a video file. PyAV directly (one colour converter for all frames, and none of imageio's
+    per-file ``gc.collect``) for real videos; imageio for gifs, so transparency is composited."""
+    import imageio.v3 as iio
+
+    if path.suffix.lower() == ".gif" or not _has_pyav():
+        yield from iio.imiter(path)
+        return
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    reformatter = VideoReformatter()
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise MRAAError(f"no video stream in {path}")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            yield reformatter.reformat(frame, format="rgb24").to_ndarray()
 
 
 def read_video(path: str | os.PathLike) -> np.ndarray:

@@ -154,9 +154,11 @@ class PairsLRSchedule:
     at epoch boundaries, and stays tied to the number of pairs when the batch size or world size changes.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, milestones: list[int], gamma: float = 0.1) -> None:
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, base_lr: float, milestones: list[int], gamma: float = 0.1
+    ) -> None:
         self.optimizer = optimizer
-        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.base_lrs = [base_lr for _ in optimizer.param_groups]
         self.milestones = sorted(int(m) for m in milestones)
         self.gamma = gamma
         self.pairs_seen = 0

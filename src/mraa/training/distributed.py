@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 
 from mraa.errors import MRAAError
 
@@ -96,16 +96,14 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def all_reduce_mean(values: dict[str, float], info: DistInfo) -> dict[str, float]:
-    """Average scalar values over all processes (for logging)."""
-    if not info.distributed or not values:
+def all_reduce_mean(values: Tensor, info: DistInfo) -> Tensor:
+    """Average a tensor over all processes (for logging); unchanged in a single process."""
+    if not info.distributed:
         return values
-    keys = sorted(values)
-    device = info.device if dist.get_backend() == "nccl" else torch.device("cpu")
-    tensor = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    tensor /= info.world_size
-    return dict(zip(keys, tensor.tolist()))
+    on_device = dist.get_backend() == "nccl"
+    reduced = values.to(info.device if on_device else "cpu", dtype=torch.float64).clone()
+    dist.all_reduce(reduced)
+    return reduced / info.world_size
 
 
 def broadcast_int(value: int, info: DistInfo) -> int:

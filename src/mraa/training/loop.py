@@ -56,8 +56,11 @@ class LoopState:
     last_losses: dict[str, float] = field(default_factory=dict)
     last_checkpoint: Path | None = None
 
-    def to_checkpoint(self, schedule: PairsLRSchedule, world_size: int, batch_size: int) -> dict[str, Any]:
+    def to_checkpoint(
+        self, mode: str, schedule: PairsLRSchedule, world_size: int, batch_size: int
+    ) -> dict[str, Any]:
         return {
+            "mode": mode,
             "next_epoch": self.next_epoch,
             "step": self.step,
             "pairs_seen": self.pairs_seen,
@@ -71,7 +74,7 @@ class LoopState:
 def state_from_checkpoint(data: dict[str, Any], mode: str, loader: EpochLoader) -> LoopState:
     """Where to continue from a checkpoint; official files (no mraa state) continue after ``epoch_<mode>``."""
     saved = data.get(STATE_KEY)
-    if isinstance(saved, dict) and "next_epoch" in saved:
+    if isinstance(saved, dict) and saved.get("mode") == mode:
         return LoopState(
             next_epoch=int(saved["next_epoch"]),
             step=int(saved["step"]),
@@ -170,11 +173,12 @@ def open_run(
     resuming = False
     if start is not None:
         data = load_checkpoint(start, models, require=require)
-        resuming = resume and (f"epoch_{mode}" in data or STATE_KEY in data)
+        resuming = resume and f"epoch_{mode}" in data
         if resume and not resuming:
             raise MRAAError(f"cannot resume {mode} training from {start}: it is not a {mode} checkpoint")
         log.info("%s from %s", "resuming" if resuming else "initial weights", start)
-    seed = choose_seed(seed, data.get(STATE_KEY) if resuming else None, info)
+    saved = data.get(STATE_KEY) if resuming else None
+    seed = choose_seed(seed, saved if isinstance(saved, dict) and saved.get("mode") == mode else None, info)
     if num_repeats > 1:
         from mraa.data.frames_dataset import DatasetRepeater
 
@@ -188,6 +192,13 @@ def open_run(
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Tensor]:
     non_blocking = device.type == "cuda"
     return {k: v.to(device, non_blocking=non_blocking) for k, v in batch.items() if isinstance(v, Tensor)}
+
+
+def _loss_values(losses: dict[str, Tensor], total: Tensor, info: DistInfo) -> dict[str, float]:
+    """Loss values as floats, averaged over processes, with one device synchronisation."""
+    stacked = torch.stack([value.detach().float() for value in losses.values()] + [total.detach().float()])
+    stacked = all_reduce_mean(stacked, info)
+    return dict(zip([*losses, "loss"], stacked.tolist()))
 
 
 def run_epochs(
@@ -235,9 +246,7 @@ def run_epochs(
             with autocast(device, amp):
                 losses, outputs = model(batch)
             loss = sum(value.float() for value in losses.values())
-            values = {name: float(value.detach()) for name, value in losses.items()}
-            values["loss"] = float(loss.detach())
-            values = all_reduce_mean(values, info)
+            values = _loss_values(losses, loss, info)
             if not all(math.isfinite(v) for v in values.values()):
                 raise MRAAError(
                     f"non-finite loss at epoch {epoch} step {state.step}: {values} "
@@ -270,5 +279,4 @@ def run_epochs(
                 state.last_checkpoint = save(epoch, state)
                 log.info("saved %s", state.last_checkpoint)
             barrier(info)
-    schedule.update(state.pairs_seen)
     return state

@@ -119,7 +119,17 @@ def train(
             num_workers=tp.dataloader_workers if num_workers is None else num_workers,
             require=("generator", "region_predictor"),
         )
-        return _fit(cfg, models, run, info, vgg, amp, progress, tensorboard, visualize)
+        return _fit(
+            cfg,
+            models,
+            run,
+            info,
+            vgg=vgg,
+            amp=amp,
+            progress=progress,
+            tensorboard=tensorboard,
+            visualize=visualize,
+        )
     finally:
         cleanup_distributed(info)
 
@@ -129,6 +139,7 @@ def _fit(
     models: MRAAModels,
     run: RunSetup,
     info: DistInfo,
+    *,
     vgg: Vgg19Features | None,
     amp: str | None,
     progress: bool,
@@ -144,9 +155,11 @@ def _fit(
     if run.resuming:
         if "optimizer_reconstruction" in run.data:
             optimizer.load_state_dict(run.data["optimizer_reconstruction"])
+            for group in optimizer.param_groups:  # hyper-parameters come from the config
+                group["betas"] = tuple(tp.betas)
         else:
             log.warning("%s has no optimizer_reconstruction: Adam restarts from zero moments", run.start)
-    schedule = PairsLRSchedule(optimizer, [m * loader.pairs_per_epoch for m in tp.epoch_milestones])
+    schedule = PairsLRSchedule(optimizer, tp.lr, [m * loader.pairs_per_epoch for m in tp.epoch_milestones])
     schedule.load_state_dict({"pairs_seen": state.pairs_seen})
     find_unused = getattr(models.generator, "pixelwise_flow_predictor", None) is None
     ddp_model = wrap_ddp(model, info, find_unused_parameters=find_unused)
@@ -173,7 +186,7 @@ def _fit(
             include=RECONSTRUCTION_KEYS,
             optimizer_reconstruction=optimizer.state_dict(),
             epoch_reconstruction=epoch,
-            **{STATE_KEY: st.to_checkpoint(schedule, info.world_size, tp.batch_size)},
+            **{STATE_KEY: st.to_checkpoint(MODE, schedule, info.world_size, tp.batch_size)},
         )
 
     logger = TrainLogger(run.log_dir, enabled=info.is_main, tensorboard=tensorboard)

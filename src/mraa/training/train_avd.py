@@ -152,7 +152,9 @@ def train_avd(
         )
         for parameter in frozen:
             parameter.requires_grad_(False)
-        return _fit(cfg, models, run, info, amp, progress, tensorboard, visualize)
+        return _fit(
+            cfg, models, run, info, amp=amp, progress=progress, tensorboard=tensorboard, visualize=visualize
+        )
     finally:
         for parameter in frozen:
             parameter.requires_grad_(True)
@@ -164,6 +166,7 @@ def _fit(
     models: MRAAModels,
     run: RunSetup,
     info: DistInfo,
+    *,
     amp: str | None,
     progress: bool,
     tensorboard: bool,
@@ -180,9 +183,11 @@ def _fit(
     if run.resuming:
         if "optimizer_avd" in run.data:
             optimizer.load_state_dict(run.data["optimizer_avd"])
+            for group in optimizer.param_groups:  # hyper-parameters come from the config
+                group["betas"] = tuple(cfg.train_params.betas)
         else:
             log.warning("%s has no optimizer_avd: Adam restarts from zero moments", run.start)
-    schedule = PairsLRSchedule(optimizer, [m * loader.pairs_per_epoch for m in ap.epoch_milestones])
+    schedule = PairsLRSchedule(optimizer, ap.lr, [m * loader.pairs_per_epoch for m in ap.epoch_milestones])
     schedule.load_state_dict({"pairs_seen": state.pairs_seen})
     ddp_model = wrap_ddp(model, info)
     if state.next_epoch >= ap.num_epochs:
@@ -209,7 +214,7 @@ def _fit(
             include=MODEL_KEYS,
             optimizer_avd=optimizer.state_dict(),
             epoch_avd=epoch,
-            **{STATE_KEY: st.to_checkpoint(schedule, info.world_size, ap.batch_size)},
+            **{STATE_KEY: st.to_checkpoint(MODE, schedule, info.world_size, ap.batch_size)},
         )
 
     logger = TrainLogger(run.log_dir, enabled=info.is_main, mode=MODE, tensorboard=tensorboard)

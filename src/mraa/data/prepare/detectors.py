@@ -162,10 +162,14 @@ class HaarUpperBodyDetector:
             width = gray.shape[1]
             for x, y, w, h in self.profile.detectMultiScale(np.ascontiguousarray(gray[:, ::-1]), **params):
                 found.append((width - x - w, y, w, h))
-        return [
-            Box(float(x / scale), float(y / scale), float((x + w) / scale), float((y + h) / scale))
-            for x, y, w, h in found
-        ]
+        faces: list[Box] = []
+        for x, y, w, h in sorted(
+            found, key=lambda r: -r[2] * r[3]
+        ):  # largest first; drop overlapping repeats
+            face = Box(float(x / scale), float(y / scale), float((x + w) / scale), float((y + h) / scale))
+            if all(box_iou(face, kept) < 0.3 for kept in faces):
+                faces.append(face)
+        return faces
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         """Upper-body boxes in frame pixels, one per face found."""
@@ -330,13 +334,15 @@ class PrecomputedBoxes:
         if not self.folder.is_dir():
             raise MRAAError(f"boxes folder not found: {self.folder}")
 
-    def find(self, video: str | os.PathLike) -> Path | None:
-        """The boxes file for a video, or None."""
+    def find(self, video: str | os.PathLike, video_id: str | None = None) -> Path | None:
+        """The boxes file for a video (``<video_id>.*`` first when given, then ``<stem>.*``), or None."""
         stem = Path(video).name if Path(video).is_dir() else Path(video).stem
-        for suffix in (".json", ".csv"):
-            candidate = self.folder / f"{stem}{suffix}"
-            if candidate.is_file():
-                return candidate
+        names = [video_id, stem] if video_id and video_id != stem else [stem]
+        for name in names:
+            for suffix in (".json", ".csv"):
+                candidate = self.folder / f"{name}{suffix}"
+                if candidate.is_file():
+                    return candidate
         return None
 
     def load(self, video: str | os.PathLike) -> dict[int, list[Box]]:

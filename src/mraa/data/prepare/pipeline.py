@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import os
+import pickle
 import random
 import re
 import shutil
@@ -41,10 +42,12 @@ from mraa.data.prepare.detectors import (
     PrecomputedBoxes,
     build_detector,
     detections_to_json,
+    load_boxes_csv,
+    load_boxes_json,
     require_cv2,
 )
 from mraa.data.prepare.options import PrepareOptions
-from mraa.data.prepare.shots import ShotDetector
+from mraa.data.prepare.shots import ShotDetector, require_scenedetect
 from mraa.errors import MRAAError
 
 log = logging.getLogger(__name__)
@@ -377,7 +380,7 @@ def write_chunks(
 ) -> int:
     """Decode ``source`` once and write each chunk's cropped, resized frames to its target path.
 
-    Chunks must not overlap. Targets ending in ``.mp4`` become videos, others frame folders.
+    Chunks must not overlap. Targets named ``*.mp4`` become videos, others frame folders.
     Returns the number of chunks written.
     """
     ordered = sorted(targets, key=lambda item: item[0].start)
@@ -407,8 +410,9 @@ def write_chunks(
         for chunk, path in ordered:
             if chunk.start < position:
                 raise MRAAError(f"overlapping chunks in {source}")
-            _remove_partial(path.parent, path.stem if path.suffix else path.name)
-            if path.suffix:
+            as_video = path.suffix.lower() == ".mp4"
+            _remove_partial(path.parent, path.stem if as_video else path.name)
+            if as_video:
                 video_io.write_video(path, chunk_frames(chunk), fps=fps)
             else:
                 video_io.write_frame_folder(path, chunk_frames(chunk))
@@ -434,12 +438,110 @@ def read_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
 # the whole pipeline
 
 
+_DETECTOR_CACHE: dict[tuple[str, float], PersonDetector] = {}
+
+
+def _named_detector(name: str, min_person_height: float) -> PersonDetector:
+    """Build a registered detector once per process (worker processes build their own)."""
+    key = (name, float(min_person_height))
+    if key not in _DETECTOR_CACHE:
+        _DETECTOR_CACHE[key] = build_detector(name, min_person_height=min_person_height)
+    return _DETECTOR_CACHE[key]
+
+
+def _analyse_task(
+    source: Path,
+    vid: str,
+    options: PrepareOptions,
+    output: Path,
+    detector: PersonDetector | None,
+    detector_name: str,
+    progress: bool,
+) -> tuple[dict | None, str, bool]:
+    """Analyse one video or reuse its cached analysis: ``(analysis or None, drop reason, reused)``."""
+    boxes_file = None
+    try:
+        if options.detector == BOXES:
+            boxes = PrecomputedBoxes(options.boxes_dir)
+            boxes_file = boxes.find(source, vid)
+            if boxes_file is None:
+                log.warning("%s: no boxes file in %s, skipped", source, boxes.folder)
+                return None, "no boxes file", False
+        key = _analysis_key(source, options, detector_name, boxes_file)
+        cache = output / "analysis" / f"{vid}.json"
+        analysis = _load_cached_analysis(cache, key)
+        if analysis is not None:
+            return analysis, "", True
+        precomputed = None
+        if boxes_file is not None:
+            try:
+                loader = load_boxes_json if boxes_file.suffix == ".json" else load_boxes_csv
+                precomputed = loader(boxes_file)
+            except MRAAError as exc:
+                log.warning("skipping %s: %s", source, exc)
+                return None, "bad boxes file", False
+        elif detector is None:
+            detector = _named_detector(options.detector, options.min_person_height)
+        analysis = analyse_video(source, options, detector, precomputed, progress)
+        analysis["key"] = key
+        _write_text_atomic(cache, json.dumps(analysis))
+        return analysis, "", False
+    except MRAAError as exc:
+        log.warning("skipping %s: %s", source, exc)
+        return None, "unreadable", False
+
+
+def _write_task(
+    source: Path,
+    todo: list[tuple[PlannedChunk, Path]],
+    size: int,
+    fps: float,
+    num_frames: int,
+    progress: bool,
+) -> tuple[int, str]:
+    """Write one video's missing chunks: ``(number written, error message or '')``."""
+    try:
+        return write_chunks(source, todo, size, fps, num_frames, progress), ""
+    except MRAAError as exc:
+        return 0, str(exc)
+
+
+def _init_worker() -> None:
+    try:  # one OpenCV thread per worker process: the processes are the parallelism
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+
+
+def _run_tasks(task: Any, jobs: list[tuple], workers: int, desc: str, progress: bool) -> list[Any]:
+    """``[task(*job) for job in jobs]``, in worker processes when ``workers > 1``, with a progress bar."""
+    with tqdm(total=len(jobs), desc=desc, unit="video", disable=not progress, dynamic_ncols=True) as bar:
+        if workers <= 1 or len(jobs) <= 1:
+            results = []
+            for job in jobs:
+                results.append(task(*job))
+                bar.update(1)
+            return results
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=_init_worker) as pool:
+            futures = {pool.submit(task, *job): index for index, job in enumerate(jobs)}
+            results = [None] * len(jobs)
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.update(1)
+        return results
+
+
 def prepare_dataset(
     inputs: Sequence[str | os.PathLike],
     output: str | os.PathLike,
     options: PrepareOptions | None = None,
     detector: PersonDetector | None = None,
     progress: bool = True,
+    workers: int = 1,
 ) -> PrepareSummary:
     """Turn raw videos into a training dataset of square person-centred chunks.
 
@@ -448,8 +550,10 @@ def prepare_dataset(
         output: dataset folder; receives ``train/``, ``test/``, ``analysis/``, ``manifest.csv`` and
             ``summary.json``. Rerunning resumes: cached analyses and written chunks are reused.
         options: settings (paper defaults when None).
-        detector: a detector object to use instead of ``options.detector`` (any ``detect(frame)``).
+        detector: a detector object to use instead of ``options.detector`` (any ``detect(frame)``;
+            it must pickle when ``workers > 1``).
         progress: show progress bars.
+        workers: videos processed in parallel by this many processes (the result does not depend on it).
 
     Returns:
         The summary of kept and dropped videos and chunks.
@@ -458,46 +562,42 @@ def prepare_dataset(
     if detector is not None and options.detector == BOXES:
         raise MRAAError("give either a detector object or precomputed boxes, not both")
     options.validate()
+    if workers > 1 and detector is not None:
+        try:
+            pickle.dumps(detector)
+        except Exception:
+            raise MRAAError("a detector object must be picklable to run with several workers") from None
     output = Path(output)
     sources = find_videos(inputs, exclude=output)
     if not sources:
         raise MRAAError(f"no videos found in {', '.join(map(str, inputs))}")
     for sub in ("analysis", *SPLITS):
         (output / sub).mkdir(parents=True, exist_ok=True)
-    boxes = PrecomputedBoxes(options.boxes_dir) if options.detector == BOXES else None
+    # fail early, before any video is read, when a dependency or the boxes folder is missing
+    require_cv2()
+    if options.shot_threshold > 0:
+        require_scenedetect()
+    if options.detector == BOXES:
+        PrecomputedBoxes(options.boxes_dir)
+    elif detector is None:
+        _named_detector(options.detector, options.min_person_height)
     detector_name = type(detector).__name__ if detector is not None else options.detector
+    frame_bars = progress and workers <= 1
 
+    ids = video_ids(sources)
+    jobs = [
+        (source, vid, options, output, detector, detector_name, frame_bars)
+        for source, vid in zip(sources, ids)
+    ]
     reports: list[VideoReport] = []
     analyses: dict[str, dict] = {}
     planned: dict[str, list[PlannedChunk]] = {}
-    for source, vid in tqdm(
-        list(zip(sources, video_ids(sources))), desc="analyse", unit="video", disable=not progress
+    for (source, vid), (analysis, reason, reused) in zip(
+        zip(sources, ids), _run_tasks(_analyse_task, jobs, workers, "analyse", progress)
     ):
-        report = VideoReport(video_id=vid, source=str(source))
+        report = VideoReport(video_id=vid, source=str(source), reason=reason, analysis_reused=reused)
         reports.append(report)
-        try:
-            boxes_file = None
-            if boxes is not None:
-                boxes_file = boxes.find(source)
-                if boxes_file is None:
-                    report.reason = "no boxes file"
-                    log.warning("%s: no boxes file in %s, skipped", source, boxes.folder)
-                    continue
-            key = _analysis_key(source, options, detector_name, boxes_file)
-            cache = output / "analysis" / f"{vid}.json"
-            analysis = _load_cached_analysis(cache, key)
-            if analysis is not None:
-                report.analysis_reused = True
-            else:
-                if boxes is None and detector is None:
-                    detector = build_detector(options.detector, min_person_height=options.min_person_height)
-                precomputed = boxes.load(source) if boxes is not None else None
-                analysis = analyse_video(source, options, detector, precomputed, progress)
-                analysis["key"] = key
-                _write_text_atomic(cache, json.dumps(analysis))
-        except MRAAError as exc:
-            report.reason = "unreadable"
-            log.warning("skipping %s: %s", source, exc)
+        if analysis is None:
             continue
         analyses[vid] = analysis
         chunks, dropped, reason = plan_video(analysis, options)
@@ -513,7 +613,8 @@ def prepare_dataset(
 
     splits = split_videos([r.video_id for r in reports if r.kept], options.test_fraction, options.seed)
     rows: list[dict[str, Any]] = []
-    for report in tqdm([r for r in reports if r.kept], desc="write", unit="video", disable=not progress):
+    write_jobs, writing = [], []
+    for report in [r for r in reports if r.kept]:
         report.split = splits[report.video_id]
         analysis = analyses[report.video_id]
         height, width = analysis["frame_size"]
@@ -535,14 +636,17 @@ def prepare_dataset(
                 "crop_y0": chunk.crop.y0, "crop_size": chunk.crop.size, "fps": round(analysis["fps"], 6),
                 "source_height": height, "source_width": width,
             })  # fmt: skip
-        if not todo:
-            continue
-        try:
-            report.chunks_written = write_chunks(
-                Path(report.source), todo, options.size, analysis["fps"], analysis["num_frames"], progress
+        if todo:
+            writing.append(report)
+            write_jobs.append(
+                (Path(report.source), todo, options.size, analysis["fps"], analysis["num_frames"], frame_bars)
             )
-        except MRAAError as exc:
-            log.warning("could not write the chunks of %s: %s", report.source, exc)
+    for report, (written, error) in zip(
+        writing, _run_tasks(_write_task, write_jobs, workers, "write", progress)
+    ):
+        report.chunks_written = written
+        if error:
+            log.warning("could not write the chunks of %s: %s", report.source, error)
             report.kept, report.reason, report.split = False, "unreadable", ""
             rows = [row for row in rows if row["video_id"] != report.video_id]
 

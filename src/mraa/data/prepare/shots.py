@@ -31,7 +31,8 @@ class Shot(NamedTuple):
         return self.end - self.start
 
 
-def _require_scenedetect() -> Any:
+def require_scenedetect() -> Any:
+    """Import PySceneDetect or raise an MRAAError saying how to install it."""
     require_cv2()
     try:
         import scenedetect
@@ -60,7 +61,7 @@ class ShotDetector:
         self.num_frames = 0
         self._scale: float | None = None
         if self.enabled:
-            scenedetect = _require_scenedetect()
+            scenedetect = require_scenedetect()
             self._timecode = scenedetect.FrameTimecode
             self._detector = scenedetect.ContentDetector(
                 threshold=threshold, min_scene_len=int(min_shot_frames)

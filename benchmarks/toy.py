@@ -1,0 +1,67 @@
+"""Speed of the toy experiment's training steps, and the projected wall time of the full run.
+
+Prints one JSON object: milliseconds per training step (batch 8) for each network at the default
+``mraa toy`` settings, and the projected time of 100 epochs x sizes 32..1024 x 3 seeds x 3 networks.
+
+    .venv/bin/python benchmarks/toy.py [--threads 1] [--steps 30] [--image-size 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+
+import torch
+
+from mraa.toy.dataset import make_rectangles
+from mraa.toy.networks import build_network, count_parameters
+from mraa.toy.runner import ToyConfig
+
+
+def step_time(name: str, config: ToyConfig, steps: int, warmup: int = 3) -> tuple[float, int]:
+    """Seconds per training step of ``name`` (median over ``steps``), and its parameter count."""
+    torch.manual_seed(0)
+    model = build_network(
+        name, config.image_size, config.block_expansion, config.num_blocks, config.max_features
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    images, angles = make_rectangles(config.batch_size * (steps + warmup), 0, config.image_size)
+    times = []
+    for i in range(steps + warmup):
+        batch = slice(i * config.batch_size, (i + 1) * config.batch_size)
+        start = time.perf_counter()
+        loss = (model(images[batch]) - angles[batch]).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2], count_parameters(model)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--image-size", type=int, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    config = ToyConfig()
+    if args.image_size:
+        config = dataclasses.replace(config, image_size=args.image_size)
+    steps_per_network = config.epochs * config.seeds * sum(-(-s // config.batch_size) for s in config.sizes)
+    report: dict = {"threads": args.threads, "config": dataclasses.asdict(config), "networks": {}}
+    total = 0.0
+    for name in config.networks:
+        seconds, params = step_time(name, config, args.steps)
+        report["networks"][name] = {"ms_per_step": round(seconds * 1e3, 2), "parameters": params}
+        total += seconds * steps_per_network
+    report["steps_per_network"] = steps_per_network
+    report["projected_full_run_min"] = round(total / 60, 1)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

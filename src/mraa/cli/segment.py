@@ -1,0 +1,239 @@
+"""``mraa segment``: co-part segmentation of an image or a video from the region predictor's heatmaps."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from mraa.cli._common import add_model_arguments, driving_frames, load_animator, load_source
+
+LAYOUT_HELP = """\
+output layout (OUT_DIR is created if needed; every file is written atomically):
+  image input:  OUT_DIR/overlay.png             image tinted with part colours, indices, legend strip
+                OUT_DIR/labels.png              label map at the model's size (0 = background, k = part k)
+                OUT_DIR/masks/part_01.png ...   with --soft-masks: each part's soft mask (0-255)
+  video input:  OUT_DIR/overlay.mp4             the same overlay per frame (audio of the input kept)
+                OUT_DIR/labels/000000.png ...   one label map per frame
+                OUT_DIR/masks/part_01/000000.png ...  with --soft-masks
+A pixel is background when the region heatmaps sum to less than --threshold (paper: 0.001, measured at the
+heatmaps' own resolution); otherwise it belongs to the part with the largest heatmap.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "segment",
+        help="co-part segmentation of an image or a video (label maps and a colour overlay)",
+        description="Segment the object in an image or video into the model's parts (regions), as in the "
+        "paper's co-part segmentation experiment.",
+        epilog=LAYOUT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--input",
+        required=True,
+        help="image (png, jpg, ...) or video (mp4, mov, webm, gif, or a folder of frames)",
+    )
+    parser.add_argument("--output", required=True, metavar="OUT_DIR", help="output folder (see layout below)")
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.001,
+        help="background threshold on the summed region heatmaps (default 0.001, as in the paper); higher "
+        "values give more background",
+    )
+    parser.add_argument(
+        "--soft-masks", action="store_true", help="also write each part's soft mask as a grey PNG"
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=0.5, help="overlay opacity of part colours (default 0.5)"
+    )
+    parser.add_argument(
+        "--overlay-scale",
+        type=int,
+        help="upscale the overlay by this factor, segmenting at the larger size (default: the smallest "
+        "factor that makes it at least 256 px wide); label maps stay at the model's size",
+    )
+    parser.add_argument("--batch-size", type=int, default=4, help="video frames per batch (default 4)")
+    parser.add_argument(
+        "--crop", action="store_true", help="centre-crop the input to the model's aspect ratio first"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+class FolderWriter:
+    """Write files into a temporary sibling folder and move it into place on success (atomically)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+
+    def write(self, name: str, image: np.ndarray) -> None:
+        import imageio.v3 as iio
+
+        path = self._tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        iio.imwrite(path, np.ascontiguousarray(image))
+
+    def __enter__(self) -> FolderWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            return
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+        os.replace(self._tmp, self.folder)
+
+
+def prepare_output_dir(path: str | os.PathLike) -> Path:
+    from mraa.errors import MRAAError
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise MRAAError(f"--output must be a folder, but {out} is a file")
+    if not out.parent.exists():
+        raise MRAAError(f"output directory does not exist: {out.parent}")
+    out.mkdir(exist_ok=True)
+    return out
+
+
+def is_video(path: Path) -> bool:
+    from mraa.data.video_io import IMAGE_SUFFIXES
+
+    return path.is_dir() or path.suffix.lower() not in IMAGE_SUFFIXES
+
+
+def label_image(labels, num_parts: int) -> np.ndarray:
+    """Label map (H, W) as uint8 (uint16 beyond 255 parts) for a grey PNG."""
+    return np.asarray(labels.cpu(), dtype=np.uint8 if num_parts < 256 else np.uint16)
+
+
+def mask_image(mask) -> np.ndarray:
+    """Soft mask (H, W) in [0, 1] as uint8 0-255."""
+    return np.asarray((mask.cpu().clamp(0, 1) * 255 + 0.5).floor(), dtype=np.uint8)
+
+
+def display_labels(seg, scale: int):
+    """Label maps (B, H*scale, W*scale) for the overlays, re-segmented from the heatmaps at that size."""
+    if scale == 1:
+        return seg.labels.cpu()
+    h, w = seg.labels.shape[-2:]
+    return seg.resize((h * scale, w * scale)).labels.cpu()
+
+
+def display_overlay(frame: np.ndarray, labels, num_parts: int, alpha: float) -> np.ndarray:
+    """Overlay of one frame (upscaled to the size of ``labels`` (H', W') when they are larger)."""
+    from PIL import Image
+
+    from mraa.segmentation import overlay_segmentation
+
+    h, w = labels.shape
+    if frame.shape[:2] != (h, w):
+        frame = np.asarray(Image.fromarray(frame).resize((w, h), Image.BICUBIC))
+    return overlay_segmentation(frame, labels, num_parts, alpha=alpha)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mraa.animate import resolve_device
+    from mraa.errors import MRAAError
+    from mraa.segmentation import check_threshold
+
+    source = Path(args.input)
+    if not source.exists():
+        raise MRAAError(f"input not found: {source}")
+    check_threshold(args.threshold)
+    if args.batch_size < 1:
+        raise MRAAError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 0 <= args.alpha <= 1:
+        raise MRAAError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    if args.overlay_scale is not None and not 1 <= args.overlay_scale <= 16:
+        raise MRAAError(f"--overlay-scale must be between 1 and 16, got {args.overlay_scale}")
+    resolve_device(args.device)
+    out = prepare_output_dir(args.output)
+    animator = load_animator(args, batch_size=args.batch_size, announce=not args.quiet)
+    size = animator.image_size
+    scale = args.overlay_scale or max(1, math.ceil(256 / size[1]))
+    if is_video(source):
+        counts = segment_video(args, animator, source, out, scale)
+    else:
+        counts = segment_image(args, animator, source, out, scale)
+    num_parts = len(counts) - 1
+    shares = counts / max(1, counts.sum()) * 100
+    summary = ", ".join(f"{k}: {shares[k]:.1f}%" for k in range(1, num_parts + 1))
+    print(f"{num_parts} parts, background {shares[0]:.1f}% of pixels; parts {summary}")
+    return 0
+
+
+def segment_image(args, animator, path: Path, out: Path, scale: int) -> np.ndarray:
+    from mraa.data.video_io import write_image
+    from mraa.segmentation import segment
+
+    image, image_uint8 = load_source(path, animator.image_size, args.crop)
+    seg = segment(animator, image, threshold=args.threshold)
+    num_parts = seg.num_parts
+    write_image(
+        out / "overlay.png",
+        display_overlay(image_uint8, display_labels(seg, scale)[0], num_parts, args.alpha),
+    )
+    write_image(out / "labels.png", label_image(seg.labels[0], num_parts))
+    written = ["overlay.png", "labels.png"]
+    if args.soft_masks:
+        with FolderWriter(out / "masks") as masks:
+            for k in range(num_parts):
+                masks.write(f"part_{k + 1:02d}.png", mask_image(seg.soft_masks[0, k]))
+        written.append("masks/")
+    print(f"wrote {', '.join(str(out / name) for name in written)}")
+    return np.bincount(seg.labels.flatten().cpu().numpy(), minlength=num_parts + 1)
+
+
+def segment_video(args, animator, path: Path, out: Path, scale: int) -> np.ndarray:
+    from mraa.data.video_io import VideoWriter, probe_video
+    from mraa.segmentation import iter_segment
+
+    info = probe_video(path)
+    kept: list[np.ndarray] = []
+    frames = driving_frames(path, animator.image_size, args.crop, keep=kept)
+    counts = None
+    bar = None
+    if not args.quiet:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=info.num_frames, unit="frame", desc="segmenting")
+    with contextlib.ExitStack() as stack:
+        if bar is not None:
+            stack.callback(bar.close)
+        overlay = stack.enter_context(VideoWriter(out / "overlay.mp4", info.fps, audio_from=path))
+        labels = stack.enter_context(FolderWriter(out / "labels"))
+        masks = stack.enter_context(FolderWriter(out / "masks")) if args.soft_masks else None
+        index = 0
+        for batch, seg in iter_segment(
+            animator, frames, threshold=args.threshold, batch_size=args.batch_size
+        ):
+            num_parts = seg.num_parts
+            batch_counts = np.bincount(seg.labels.flatten().cpu().numpy(), minlength=num_parts + 1)
+            counts = batch_counts if counts is None else counts + batch_counts
+            shown = display_labels(seg, scale)
+            for i in range(batch.shape[0]):
+                overlay.write(display_overlay(kept.pop(0), shown[i], num_parts, args.alpha))
+                labels.write(f"{index:06d}.png", label_image(seg.labels[i], num_parts))
+                if masks is not None:
+                    for k in range(num_parts):
+                        masks.write(f"part_{k + 1:02d}/{index:06d}.png", mask_image(seg.soft_masks[i, k]))
+                index += 1
+            if bar is not None:
+                bar.update(batch.shape[0])
+    names = ["overlay.mp4", "labels/"] + (["masks/"] if args.soft_masks else [])
+    audio = ", with audio" if info.has_audio else ""
+    print(f"wrote {', '.join(str(out / n) for n in names)} ({index} frames, {info.fps:g} fps{audio})")
+    return counts

@@ -1,0 +1,503 @@
+"""Co-part segmentation from the region predictor's heatmaps, and part swap (supplementary Sec. 2).
+
+Segmentation rule (paper): pixel z belongs to part ``argmax_k M^k(z)``, and to the background iff
+``sum_k M^k(z) < threshold`` (0.001). Labels are ``0`` for the background and ``k`` (1-based) for part k, so
+part k has the colour and the index of region k-1 everywhere else in mraa.
+
+Resolution. The heatmaps live at the predictor's resolution (a quarter of the image, 6 px less per side
+with ``pad: 0``), and each map sums to 1 over *those* pixels, so the 0.001 threshold is a value of heatmap
+mass per native heatmap pixel. To segment at image size we interpolate the maps bilinearly, without
+renormalising them, on the model's own coordinate grid (``align_corners=True``: the corner heatmap pixels
+sit at the image corners, as in :func:`mraa.geometry.make_coordinate_grid`, also when ``pad: 0`` shrinks the
+maps), and apply the rule to the interpolated values. Interpolation is linear, so the interpolated sum is
+the sum of the interpolated maps: at every image pixel that falls on a heatmap pixel centre the labels and
+the background decision are exactly the paper's, and in between the boundary follows the same level set
+``sum = threshold`` with sub-pixel precision instead of heatmap-sized blocks. Renormalising the upsampled
+maps to sum to 1 over the image would instead divide every value by ``(H*W)/(h*w)`` (16 at the usual 4x),
+making the same threshold 16 times more permissive and its meaning depend on the output size.
+
+Soft masks. ``soft_masks[k]`` is part k's share ``M^k / sum_j M^j`` of the heatmap mass inside the
+foreground and 0 in the background, so the soft masks of all parts add up to the foreground indicator and
+their argmax is the label map.
+
+Part swap. Animate the source with the driving motion (``standard`` mode by default: the driving regions
+as they are, so the animated parts land where the driving frame's parts are), then composite it into the
+driving frame through the driving frame's masks of the chosen parts:
+``result = mask * animated + (1 - mask) * driving``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mraa.animate import Animator
+from mraa.errors import MRAAError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 1e-3
+
+
+# ----------------------------------------------------------------------------- segmentation
+@dataclass
+class Segmentation:
+    """Co-part segmentation of a batch of frames.
+
+    Attributes:
+        labels: (B, H, W) int64; 0 = background, k = part k (1..K).
+        soft_masks: (B, K, H, W) float in [0, 1]; part k's share of the heatmap mass in the foreground,
+            0 in the background (they sum to the foreground indicator).
+        threshold: the background threshold used.
+        heatmap: (B, K, h, w) the heatmaps it was made from, at the predictor's resolution.
+    """
+
+    labels: Tensor
+    soft_masks: Tensor
+    threshold: float = DEFAULT_THRESHOLD
+    heatmap: Tensor | None = None
+
+    @property
+    def num_parts(self) -> int:
+        return self.soft_masks.shape[1]
+
+    @property
+    def foreground(self) -> Tensor:
+        """(B, H, W) bool."""
+        return self.labels > 0
+
+    def part_mask(self, parts: Sequence[int], feather: float = 0.0) -> Tensor:
+        """Soft mask (B, 1, H, W) of the union of ``parts`` (1-based), blurred by ``feather`` px if > 0."""
+        index = torch.as_tensor(check_parts(parts, self.num_parts), device=self.soft_masks.device) - 1
+        mask = self.soft_masks.index_select(1, index).sum(dim=1, keepdim=True).clamp(0, 1)
+        return feather_mask(mask, feather)
+
+    def resize(self, size: tuple[int, int]) -> Segmentation:
+        """The same segmentation made at another size (H, W) from the stored heatmaps."""
+        if self.heatmap is None:
+            raise ValueError("this segmentation does not carry its heatmaps")
+        return segment_heatmaps(self.heatmap, size, self.threshold)
+
+
+def upsample_heatmaps(heatmap: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear interpolation of heatmaps (B, K, h, w) to (B, K, H, W) on the model's coordinate grid
+    (corner pixels to corner pixels), keeping their values (mass per heatmap pixel), not renormalised."""
+    if tuple(heatmap.shape[-2:]) == tuple(size):
+        return heatmap
+    return F.interpolate(heatmap, size=tuple(size), mode="bilinear", align_corners=True)
+
+
+def segment_heatmaps(
+    heatmap: Tensor, size: tuple[int, int] | None = None, threshold: float = DEFAULT_THRESHOLD
+) -> Segmentation:
+    """Segment frames from region heatmaps (B, K, h, w), each summing to 1 at the predictor's resolution.
+
+    Args:
+        heatmap: the region predictor's ``heatmap`` output.
+        size: output (H, W); default the heatmap's own size (exactly the paper's rule).
+        threshold: background iff the summed heatmaps fall below it (see the module docstring for why the
+            value keeps its native-resolution meaning after upsampling).
+    """
+    threshold = check_threshold(threshold)
+    if heatmap.ndim != 4:
+        raise ValueError(f"expected heatmaps (B, K, h, w), got shape {tuple(heatmap.shape)}")
+    maps = heatmap.to(torch.promote_types(heatmap.dtype, torch.float32))
+    maps = upsample_heatmaps(maps, size or heatmap.shape[-2:])  # (B, K, H, W)
+    total = maps.sum(dim=1)  # (B, H, W)
+    foreground = total >= threshold
+    best = maps.argmax(dim=1)  # (B, H, W)
+    labels = torch.where(foreground, best + 1, torch.zeros_like(best))
+    share = maps / total.clamp_min(torch.finfo(maps.dtype).tiny).unsqueeze(1)
+    empty = (total <= 0).unsqueeze(1)  # only foreground with threshold 0: all of it to the argmax part
+    share = torch.where(empty, F.one_hot(best, maps.shape[1]).permute(0, 3, 1, 2).to(maps.dtype), share)
+    soft_masks = share.clamp(0, 1) * foreground.unsqueeze(1)  # (B, K, H, W)
+    return Segmentation(labels, soft_masks, threshold, heatmap)
+
+
+def segment(
+    model: Animator | nn.Module,
+    frames: Tensor,
+    size: tuple[int, int] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Segmentation:
+    """Segment frames (B, 3, H, W) in [0, 1] with an :class:`~mraa.animate.Animator` or a ``RegionPredictor``.
+
+    The segmentation has the frames' size unless ``size`` is given.
+    """
+    if frames.ndim == 3:
+        frames = frames.unsqueeze(0)
+    heatmap = _heatmaps(model, frames)
+    return segment_heatmaps(heatmap, size or tuple(frames.shape[-2:]), threshold)
+
+
+def iter_segment(
+    model: Animator | nn.Module,
+    frames: Iterable[Tensor],
+    size: tuple[int, int] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    batch_size: int = 4,
+) -> Iterator[tuple[Tensor, Segmentation]]:
+    """Segment a stream of frames (each (3, H, W) or (B, 3, H, W)) in batches, lazily.
+
+    Yields ``(frames (B, 3, H, W), segmentation)`` per batch, in order.
+    """
+    check_threshold(threshold)
+    for batch in _batches(frames, batch_size):
+        yield batch, segment(model, batch, size, threshold)
+
+
+def _heatmaps(model: Animator | nn.Module, frames: Tensor) -> Tensor:
+    if isinstance(model, Animator):
+        return model.region_params(frames)["heatmap"]
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        return model(frames.to(device))["heatmap"]
+
+
+def _num_parts(model: Animator | nn.Module) -> int:
+    predictor = model.models.region_predictor if isinstance(model, Animator) else model
+    return int(predictor.num_regions)
+
+
+def _as_batch(frames: Tensor) -> Tensor:
+    return frames.unsqueeze(0) if frames.ndim == 3 else frames
+
+
+def _batches(frames: Iterable[Tensor], batch_size: int) -> Iterator[Tensor]:
+    if batch_size < 1:
+        raise MRAAError(f"batch size must be at least 1, got {batch_size}")
+    if isinstance(frames, Tensor):
+        frames = _as_batch(frames)
+        for start in range(0, frames.shape[0], batch_size):
+            yield frames[start : start + batch_size]
+        return
+    pending: list[Tensor] = []
+    for item in frames:
+        pending.extend(_as_batch(item).unbind(0))
+        while len(pending) >= batch_size:
+            yield torch.stack(pending[:batch_size])
+            pending = pending[batch_size:]
+    if pending:
+        yield torch.stack(pending)
+
+
+def check_threshold(threshold: float) -> float:
+    """The threshold as a float; a clear error when it is negative or not a number."""
+    value = float(threshold)
+    if not math.isfinite(value) or value < 0:
+        raise MRAAError(f"the background threshold must be a non-negative number, got {threshold}")
+    return value
+
+
+# ----------------------------------------------------------------------------- parts and masks
+def parse_parts(spec: str | int | Sequence[int], num_parts: int | None) -> list[int]:
+    """Part indices (1-based, sorted, unique) from ``"1,3"``, ``"2-4"``, ``"all"`` or a sequence of ints.
+
+    With ``num_parts=None`` only the syntax (and that 0, the background, is not a part) is checked.
+    """
+    if isinstance(spec, int):
+        spec = [spec]
+    if isinstance(spec, str):
+        text = spec.strip().lower()
+        if text == "all":
+            return list(range(1, num_parts + 1)) if num_parts is not None else []
+        parts: list[int] = []
+        for item in filter(None, (s.strip() for s in text.split(","))):
+            match = re.fullmatch(r"(-?\d+)(?:\s*-\s*(-?\d+))?", item)
+            if match is None:
+                raise MRAAError(f"parts {spec!r}: expected indices like 1,3 or a range like 2-4, or 'all'")
+            first = int(match.group(1))
+            last = int(match.group(2)) if match.group(2) is not None else first
+            if last < first:
+                raise MRAAError(f"parts {spec!r}: empty range {item!r}")
+            parts.extend(range(first, last + 1))
+        spec = parts
+    return check_parts(spec, num_parts)
+
+
+def check_parts(parts: Sequence[int], num_parts: int | None) -> list[int]:
+    """Validate 1-based part indices against the model's number of parts; returns them sorted and unique."""
+    values = sorted({int(p) for p in parts})
+    if not values:
+        raise MRAAError("no parts chosen: give part indices such as 1,3 (see --pick)")
+    for part in values:
+        if part == 0:
+            raise MRAAError("part 0 is the background, not a part: parts are numbered from 1")
+        if part < 0 or (num_parts is not None and part > num_parts):
+            limit = (
+                f"this model has {num_parts} parts (1 to {num_parts})" if num_parts else "parts start at 1"
+            )
+            raise MRAAError(f"part {part} does not exist: {limit}")
+    return values
+
+
+def labels_to_mask(labels: Tensor, parts: Sequence[int], feather: float = 0.0) -> Tensor:
+    """Hard mask (B, 1, H, W) of label maps (B, H, W) being one of ``parts``, blurred by ``feather`` px."""
+    chosen = torch.as_tensor(list(parts), device=labels.device)
+    mask = torch.isin(labels, chosen).unsqueeze(1).float()
+    return feather_mask(mask, feather)
+
+
+def feather_mask(mask: Tensor, sigma: float) -> Tensor:
+    """Gaussian blur of masks (B, 1, H, W) with standard deviation ``sigma`` pixels (0: unchanged)."""
+    if sigma < 0 or not math.isfinite(sigma):
+        raise MRAAError(f"feather must be a non-negative number of pixels, got {sigma}")
+    if sigma == 0:
+        return mask
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=mask.dtype, device=mask.device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    b, c, h, w = mask.shape
+    out = mask.reshape(b * c, 1, h, w)
+    out = F.conv2d(F.pad(out, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
+    out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
+    return out.reshape(b, c, h, w).clamp(0, 1)
+
+
+def composite(foreground: Tensor, background: Tensor, mask: Tensor) -> Tensor:
+    """``mask * foreground + (1 - mask) * background`` for images (B, 3, H, W) and masks (B, 1, H, W)."""
+    if foreground.shape != background.shape or mask.shape[-2:] != foreground.shape[-2:]:
+        raise MRAAError(
+            f"cannot composite images of size {tuple(foreground.shape[-2:])} and {tuple(background.shape[-2:])} "
+            f"through a mask of size {tuple(mask.shape[-2:])}"
+        )
+    return mask * foreground + (1 - mask) * background
+
+
+# ----------------------------------------------------------------------------- part swap
+@dataclass
+class SwapBatch:
+    """One batch of a part swap: the ``result`` (B, 3, H, W), the plain ``animated`` source, the ``driving``
+    frames, the compositing ``mask`` (B, 1, H, W) and the frame indices."""
+
+    result: Tensor
+    animated: Tensor
+    driving: Tensor
+    mask: Tensor
+    frame_indices: Tensor
+
+
+def swap_parts_iter(
+    animator: Animator,
+    source: Tensor,
+    driving: Iterable[Tensor] | Tensor,
+    parts: str | Sequence[int],
+    mode: str = "standard",
+    feather: float = 0.0,
+    threshold: float = DEFAULT_THRESHOLD,
+    labels: Tensor | Iterable[Tensor] | None = None,
+    progress: bool = False,
+    total: int | None = None,
+) -> Iterator[SwapBatch]:
+    """Put the source's appearance on the chosen parts of the driving frames, streaming.
+
+    Args:
+        animator: an :class:`~mraa.animate.Animator`.
+        source: (1, 3, H, W) in [0, 1] at the model's size.
+        driving: (T, 3, H, W) or an iterable of frames (3, H, W) / batches, at the model's size.
+        parts: 1-based part indices (``"1,3"``, ``"all"``, or a sequence).
+        mode: animation mode; ``standard`` keeps the driving regions' positions and shapes, so the animated
+            parts line up with the driving frame's masks.
+        feather: Gaussian blur (sigma, pixels) of the masks.
+        threshold: background threshold of the driving frames' segmentation.
+        labels: instead of segmenting the driving frames, label maps (H, W) for every frame, or one per
+            frame as an iterable / a (T, H, W) tensor (e.g. edited outputs of ``mraa segment``).
+    """
+    parts = parse_parts(parts, _num_parts(animator))
+    check_threshold(threshold)
+    feather_mask(torch.zeros(1, 1, 1, 1), feather)  # validates feather before any work
+    pending: deque[Tensor] = deque()
+
+    def recorded() -> Iterator[Tensor]:
+        for item in driving:
+            item = _as_batch(item)
+            pending.extend(item.unbind(0))
+            yield item
+
+    label_stream = _label_stream(labels)
+    batches = animator.animate_iter(source, recorded(), mode, progress=progress, total=total)
+    for batch in batches:
+        animated = batch.prediction
+        frames = torch.stack([pending.popleft() for _ in range(animated.shape[0])]).to(animated)
+        if label_stream is None:
+            heatmap = batch.driving_region_params["heatmap"]
+            mask = segment_heatmaps(heatmap, tuple(frames.shape[-2:]), threshold).part_mask(parts, feather)
+        else:
+            label_maps = torch.stack(
+                [_next_labels(label_stream, int(i), frames) for i in batch.frame_indices]
+            )
+            mask = labels_to_mask(label_maps.to(animated.device), parts, feather)
+        yield SwapBatch(composite(animated, frames, mask), animated, frames, mask, batch.frame_indices)
+
+
+def swap_parts(
+    animator: Animator, source: Tensor, driving: Tensor, parts: str | Sequence[int], **kwargs
+) -> Tensor:
+    """Part swap of a whole driving clip (T, 3, H, W); returns the results (T, 3, H, W). See
+    :func:`swap_parts_iter` for the arguments."""
+    return torch.cat([b.result.cpu() for b in swap_parts_iter(animator, source, driving, parts, **kwargs)])
+
+
+def _label_stream(labels: Tensor | Iterable[Tensor] | None) -> Iterator[Tensor] | None:
+    if labels is None:
+        return None
+    if isinstance(labels, Tensor) and labels.ndim == 2:
+
+        def repeat() -> Iterator[Tensor]:
+            while True:
+                yield labels
+
+        return repeat()
+    return iter(labels)
+
+
+def _next_labels(stream: Iterator[Tensor], index: int, frames: Tensor) -> Tensor:
+    try:
+        label_map = torch.as_tensor(next(stream))
+    except StopIteration:
+        raise MRAAError(f"the label maps ran out at driving frame {index}: give one per frame") from None
+    size = tuple(frames.shape[-2:])
+    if tuple(label_map.shape) != size:
+        raise MRAAError(
+            f"label map for frame {index} is {label_map.shape[-1]}x{label_map.shape[0]} (WxH) but the frames "
+            f"are {size[1]}x{size[0]}: make it with `mraa segment` and the same model"
+        )
+    return label_map.long()
+
+
+# ----------------------------------------------------------------------------- drawing
+def part_colors(num_parts: int) -> np.ndarray:
+    """uint8 colours (K + 1, 3): row 0 (background) black, row k the colour of part k (= region k-1)."""
+    from mraa.visualize import region_colors
+
+    colors = np.zeros((num_parts + 1, 3), np.uint8)
+    colors[1:] = (region_colors(num_parts) * 255 + 0.5).astype(np.uint8)
+    return colors
+
+
+def colorize_labels(labels: Tensor | np.ndarray, num_parts: int) -> np.ndarray:
+    """A label map (H, W) as a uint8 colour image (H, W, 3), background black."""
+    return part_colors(num_parts)[np.asarray(labels, dtype=np.int64)]
+
+
+def legend_font(size: int):
+    """Pillow's default font at ``size`` px (the fixed bitmap font on Pillow < 10.1)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: fixed bitmap font
+        return ImageFont.load_default()
+
+
+def draw_text(draw, xy: tuple[float, float], text: str, font, anchor: str, **kwargs) -> None:
+    """``ImageDraw.text`` anchored at ``xy`` (e.g. ``"mm"``: centred), also with the old bitmap font."""
+    from PIL import ImageFont
+
+    if isinstance(font, ImageFont.FreeTypeFont):
+        draw.text(xy, text, font=font, anchor=anchor, **kwargs)
+        return
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    x = xy[0] - (right - left) / 2 if anchor[0] == "m" else xy[0]
+    draw.text((x, xy[1] - (bottom - top) / 2), text, font=font, fill=kwargs.get("fill"))
+
+
+def add_caption(image: np.ndarray, text: str, height: int = 20) -> np.ndarray:
+    """A uint8 image (H, W, 3) with a white strip of ``text`` above it."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (image.shape[1], height), (255, 255, 255))
+    draw_text(ImageDraw.Draw(strip), (4, height / 2), text, legend_font(height - 6), "lm", fill=(0, 0, 0))
+    return np.concatenate([np.asarray(strip), image], axis=0)
+
+
+def overlay_segmentation(
+    image: np.ndarray,
+    labels: Tensor | np.ndarray,
+    num_parts: int,
+    alpha: float = 0.5,
+    numbers: bool = True,
+    legend: bool = True,
+) -> np.ndarray:
+    """Tint a uint8 image (H, W, 3) with its label map (H, W): parts in their colours with thin dark
+    borders, the background left as it is, each part's index written at its centroid, and (with
+    ``legend``) a strip of part colours and indices below."""
+    from PIL import Image, ImageDraw
+    from scipy.ndimage import distance_transform_edt
+
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape != image.shape[:2]:
+        raise MRAAError(f"label map {labels.shape} does not match the image {image.shape[:2]}")
+    colors = part_colors(num_parts).astype(np.float32)
+    weight = np.where(labels > 0, alpha, 0.0)[..., None]
+    out = image.astype(np.float32) * (1 - weight) + colors[labels] * weight
+    border = np.zeros(labels.shape, bool)
+    border[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    border[1:, :] |= labels[1:, :] != labels[:-1, :]
+    out[border] *= 0.35
+    canvas = Image.fromarray(out.clip(0, 255).astype(np.uint8))
+    if numbers:
+        draw = ImageDraw.Draw(canvas)
+        font = legend_font(max(9, min(image.shape[:2]) // 20))
+        for part in range(1, num_parts + 1):
+            inside = labels == part
+            if inside.sum() < 4:
+                continue
+            depth = distance_transform_edt(np.pad(inside, 1))[1:-1, 1:-1]
+            y, x = np.unravel_index(np.argmax(depth), depth.shape)  # the point deepest inside the part
+            centre = (float(x), float(y))
+            draw_text(
+                draw,
+                centre,
+                str(part),
+                font,
+                "mm",
+                fill=(255, 255, 255),
+                stroke_width=2,
+                stroke_fill=(0, 0, 0),
+            )
+    result = np.asarray(canvas)
+    if legend:
+        result = np.concatenate([result, legend_strip(image.shape[1], num_parts)], axis=0)
+    return result
+
+
+def legend_strip(width: int, num_parts: int, font_size: int | None = None) -> np.ndarray:
+    """A white uint8 strip (h, width, 3) with a colour swatch and the index of every part, wrapped to
+    ``width``; ``0 = background`` comes first (background is left untinted in overlays)."""
+    from PIL import Image, ImageDraw
+
+    font_size = font_size or max(9, min(14, width // 18))
+    font = legend_font(font_size)
+    colors = part_colors(num_parts)
+    swatch = font_size
+    items = [("0 = bg", None)] + [(str(k), tuple(int(c) for c in colors[k])) for k in range(1, num_parts + 1)]
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    placed: list[tuple[int, int, str, tuple[int, int, int] | None]] = []
+    x = y = pad = 4
+    line = swatch + pad
+    for text, color in items:
+        text_width = int(probe.textlength(text, font=font))
+        item_width = (swatch + 3 if color else 0) + text_width
+        if x > pad and x + item_width > width - pad:
+            x, y = pad, y + line
+        placed.append((x, y, text, color))
+        x += item_width + 2 * pad
+    canvas = Image.new("RGB", (width, y + line), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for x, y, text, color in placed:
+        if color is not None:
+            draw.rectangle([x, y, x + swatch - 1, y + swatch - 1], fill=color, outline=(0, 0, 0))
+            x += swatch + 3
+        draw_text(draw, (x, y + swatch / 2), text, font, "lm", fill=(0, 0, 0))
+    return np.asarray(canvas)

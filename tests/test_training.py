@@ -1,0 +1,372 @@
+"""Training loops: losses, optimisation, checkpoints, exact resume, AVD training and the CLI commands."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from mraa.checkpoint import has_trained_avd, read_checkpoint
+from mraa.cli import main
+from mraa.config import MRAAConfig, apply_overrides, load_config
+from mraa.errors import MRAAError
+from mraa.losses import Vgg19Features
+from mraa.models import build_models
+from mraa.training.common import PairsLRSchedule, find_latest_checkpoint
+from mraa.training.reconstruction_model import ReconstructionModel, disable_perceptual, load_vgg
+from mraa.training.train import train
+from mraa.training.train_avd import AVDTrainingModel, train_avd
+
+TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+SIZE = 32  # the tiny networks work at 32x32 (scale 0.5, 3 hourglass blocks)
+
+
+def tiny_config(*overrides: str) -> MRAAConfig:
+    base = [f"dataset_params.frame_shape=[{SIZE},{SIZE},3]", "train_params.dataloader_workers=0"]
+    return apply_overrides(load_config(TINY), base + list(overrides))
+
+
+class PairsDataset(Dataset):
+    """Fixed random (source, driving) pairs of a bright rectangle moving on a dark background."""
+
+    def __init__(self, num_items: int = 4, size: int = SIZE, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        images = torch.rand(num_items, 2, 3, size, size, generator=g) * 0.3
+        for i in range(num_items):
+            for j in range(2):
+                y, x = torch.randint(0, size // 2, (2,), generator=g).tolist()
+                images[i, j, :, y : y + size // 3, x : x + size // 4] += (
+                    torch.rand(3, 1, 1, generator=g) * 0.7
+                )
+        self.images = images.clamp(0, 1)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"source": self.images[index, 0], "driving": self.images[index, 1], "name": f"v{index}"}
+
+
+def make_models(cfg: MRAAConfig, seed: int = 0):
+    torch.manual_seed(seed)
+    return build_models(cfg.model_params)
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def state_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ------------------------------------------------------------------------------------------ losses
+class TestReconstructionModel:
+    def test_two_steps_finite_losses_and_parameters_change(self):
+        cfg = tiny_config()
+        models = make_models(cfg)
+        model = ReconstructionModel(
+            models.region_predictor,
+            models.bg_predictor,
+            models.generator,
+            cfg.train_params,
+            rng=torch.Generator().manual_seed(0),
+        )
+        before = {name: p.detach().clone() for name, p in model.named_parameters()}
+        optimizer = torch.optim.Adam(model.trainable_parameters(), lr=1e-3)
+        batch = {"source": PairsDataset().images[:2, 0], "driving": PairsDataset().images[:2, 1]}
+        for _ in range(2):
+            losses, generated = model(batch)
+            assert set(losses) == {"l1", "equivariance_shift", "equivariance_affine"}
+            assert all(torch.isfinite(v) and v.dim() == 0 for v in losses.values())
+            optimizer.zero_grad()
+            sum(losses.values()).backward()
+            optimizer.step()
+        assert generated["prediction"].shape == (2, 3, SIZE, SIZE)
+        assert {"deformed", "occlusion_map", "transformed_frame", "driving_region_params"} <= set(generated)
+        for prefix in ("region_predictor.", "bg_predictor.", "generator."):
+            changed = [
+                n
+                for n, p in model.named_parameters()
+                if n.startswith(prefix) and not torch.equal(p, before[n])
+            ]
+            assert changed, f"no {prefix} parameter changed"
+        assert len(model.trainable_parameters()) == len(before)
+
+    def test_perceptual_loss_with_a_vgg(self):
+        cfg = tiny_config(
+            "train_params.loss_weights.perceptual=[1,1,0,0,0]", "train_params.loss_weights.l1=0"
+        )
+        models = make_models(cfg)
+        with pytest.raises(MRAAError, match="--vgg-weights"):
+            ReconstructionModel(
+                models.region_predictor, models.bg_predictor, models.generator, cfg.train_params
+            )
+        torch.manual_seed(0)
+        vgg = Vgg19Features()  # random weights: accepted explicitly (with a warning), as in benchmarks
+        model = ReconstructionModel(
+            models.region_predictor, models.bg_predictor, models.generator, cfg.train_params, vgg=vgg
+        )
+        model.train()
+        assert not model.vgg.training and not any(p.requires_grad for p in model.vgg.parameters())
+        batch = {"source": PairsDataset().images[:2, 0], "driving": PairsDataset().images[:2, 1]}
+        losses, _ = model(batch)
+        assert set(losses) == {"perceptual", "equivariance_shift", "equivariance_affine"}
+        losses["perceptual"].backward()
+        assert models.generator.final.weight.grad.abs().sum() > 0
+
+    def test_refuses_perceptual_without_vgg_weights(self):
+        cfg = load_config(TINY)
+        cfg = apply_overrides(cfg, ["train_params.loss_weights.perceptual=[10,10,10,10,10]"])
+        with pytest.raises(MRAAError, match="--vgg-weights"):
+            load_vgg(cfg.train_params, None)
+        assert load_vgg(tiny_config().train_params, None) is None  # all-zero perceptual weights
+
+    def test_disable_perceptual(self):
+        cfg = apply_overrides(load_config(TINY), ["train_params.loss_weights.l1=0"])
+        cfg = apply_overrides(cfg, ["train_params.loss_weights.perceptual=[10,10,10,10,10]"])
+        off = disable_perceptual(cfg)
+        assert off.train_params.loss_weights.perceptual == (0, 0, 0, 0, 0)
+        assert off.train_params.loss_weights.l1 == 10
+        kept = disable_perceptual(apply_overrides(cfg, ["train_params.loss_weights.l1=3"]))
+        assert kept.train_params.loss_weights.l1 == 3
+
+
+# ------------------------------------------------------------------------------------------ schedule
+class TestPairsLRSchedule:
+    def test_matches_multistep_at_epoch_boundaries(self):
+        pairs_per_epoch, milestones = 48, [3, 5]
+        params = [torch.nn.Parameter(torch.zeros(1))]
+        ours = torch.optim.Adam(params, lr=2e-4)
+        schedule = PairsLRSchedule(ours, 2e-4, [m * pairs_per_epoch for m in milestones])
+        reference = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2e-4)
+        multistep = torch.optim.lr_scheduler.MultiStepLR(reference, milestones, gamma=0.1)
+        for epoch in range(7):
+            schedule.update(epoch * pairs_per_epoch)
+            assert math.isclose(schedule.get_last_lr()[0], multistep.get_last_lr()[0], rel_tol=1e-12), epoch
+            reference.step()
+            multistep.step()
+
+    def test_drops_at_the_pair_and_restores(self):
+        optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        schedule = PairsLRSchedule(optimizer, 1.0, [100, 150])
+        schedule.update(99)
+        assert optimizer.param_groups[0]["lr"] == 1.0
+        schedule.update(100)
+        assert math.isclose(optimizer.param_groups[0]["lr"], 0.1)
+        schedule.update(160)
+        state = schedule.state_dict()
+        fresh_optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        fresh = PairsLRSchedule(fresh_optimizer, 1.0, [100, 150])
+        fresh.load_state_dict(state)
+        assert fresh.pairs_seen == 160 and math.isclose(fresh_optimizer.param_groups[0]["lr"], 0.01)
+
+
+# ------------------------------------------------------------------------------------------ train()
+def test_train_writes_checkpoints_metrics_and_pictures(tmp_path):
+    cfg = tiny_config()  # 2 epochs, lr milestone at epoch 1, checkpoint every epoch
+    models = make_models(cfg)
+    result = train(cfg, models, PairsDataset(), tmp_path, device="cpu", seed=3, progress=False)
+    assert (result.epochs, result.steps, result.pairs_seen, result.seed) == (2, 4, 8, 3)
+    assert result.checkpoint == tmp_path / "00000001-cpk-reconstruction.pth"
+    assert (tmp_path / "00000000-cpk-reconstruction.pth").is_file()
+    assert find_latest_checkpoint(tmp_path, "reconstruction") == result.checkpoint
+    data = read_checkpoint(result.checkpoint)  # weights_only load
+    assert {"generator", "region_predictor", "bg_predictor", "optimizer_reconstruction", "config"} <= set(
+        data
+    )
+    assert data["epoch_reconstruction"] == 1 and "avd_network" not in data and not has_trained_avd(data)
+    assert data["mraa_train_state"]["next_epoch"] == 2 and data["mraa_train_state"]["pairs_seen"] == 8
+    assert state_equal(data["generator"], models.generator.state_dict())
+    assert load_config(tmp_path / "config.yaml") == cfg
+
+    lines = records(tmp_path / "metrics.jsonl")
+    steps = [r for r in lines if r["kind"] == "step"]
+    assert [r["pairs_seen"] for r in steps] == [2, 4, 6, 8]
+    assert [r["lr"] for r in steps] == pytest.approx([2e-4, 2e-4, 2e-5, 2e-5])  # milestone: epoch 1
+    assert all(math.isfinite(r[k]) for r in steps for k in ("loss", "l1", "equivariance_shift"))
+    assert [r["epoch"] for r in lines if r["kind"] == "epoch"] == [0, 1]
+    assert sorted(p.name for p in (tmp_path / "train-vis").iterdir()) == [
+        "00000000-rec.png",
+        "00000001-rec.png",
+    ]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypatch):
+    cfg = tiny_config("train_params.num_epochs=3")  # 3 epochs of 2 steps, lr drop at epoch 1
+    quiet = {"device": "cpu", "progress": False, "visualize": False, "tensorboard": False}
+    straight = make_models(cfg)
+    train(cfg, straight, PairsDataset(), tmp_path / "a", seed=5, **quiet)
+
+    # the same run, killed in the middle of epoch 1 (after the epoch-0 checkpoint), then resumed
+    killed = make_models(cfg)
+    calls = {"n": 0}
+    original = ReconstructionModel.forward
+
+    def forward_then_die(self, x):
+        calls["n"] += 1
+        if calls["n"] == 6:  # die in the 2nd step of epoch 2 (the last checkpoint is after the lr drop)
+            raise _Interrupt
+        return original(self, x)
+
+    monkeypatch.setattr(ReconstructionModel, "forward", forward_then_die)
+    with pytest.raises(_Interrupt):
+        train(cfg, killed, PairsDataset(), tmp_path / "b", seed=5, **quiet)
+    monkeypatch.setattr(ReconstructionModel, "forward", original)
+    assert find_latest_checkpoint(tmp_path / "b", "reconstruction").name == "00000001-cpk-reconstruction.pth"
+
+    resumed = make_models(cfg, seed=123)  # different initial weights: everything must come from the file
+    result = train(cfg, resumed, PairsDataset(), tmp_path / "b", resume=True, **quiet)
+    assert result.seed == 5 and result.epochs == 3
+    a = read_checkpoint(tmp_path / "a" / "00000002-cpk-reconstruction.pth")
+    b = read_checkpoint(tmp_path / "b" / "00000002-cpk-reconstruction.pth")
+    for name in ("generator", "region_predictor", "bg_predictor"):
+        assert state_equal(a[name], b[name]), name
+    for sa, sb in zip(
+        a["optimizer_reconstruction"]["state"].values(), b["optimizer_reconstruction"]["state"].values()
+    ):
+        assert torch.equal(sa["exp_avg"], sb["exp_avg"]) and torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"])
+    assert a["mraa_train_state"] == b["mraa_train_state"]
+    # the interrupted epoch's partial records were dropped: both logs are identical
+    assert records(tmp_path / "a" / "metrics.jsonl") == records(tmp_path / "b" / "metrics.jsonl")
+    lrs = [r["lr"] for r in records(tmp_path / "b" / "metrics.jsonl") if r["kind"] == "step"]
+    assert lrs == pytest.approx([2e-4] * 2 + [2e-5] * 4)  # the decayed rate survives the resume
+
+    # nothing left to do
+    again = train(cfg, resumed, PairsDataset(), tmp_path / "b", resume=True, **quiet)
+    assert again.checkpoint is None and again.epochs == 3
+
+
+def test_checkpoint_without_resume_is_a_warm_start(tmp_path):
+    cfg = tiny_config("train_params.num_epochs=1")
+    quiet = {"device": "cpu", "progress": False, "visualize": False, "tensorboard": False}
+    models = make_models(cfg)
+    first = train(cfg, models, PairsDataset(), tmp_path / "a", seed=0, **quiet)
+    # lr 0: the parameters stay those loaded from the checkpoint; the run starts again at epoch 0
+    frozen_cfg = apply_overrides(cfg, ["train_params.lr=0"])
+    warm = make_models(cfg, seed=9)
+    result = train(frozen_cfg, warm, PairsDataset(), tmp_path / "b", checkpoint=first.checkpoint, **quiet)
+    assert result.epochs == 1 and result.pairs_seen == 4
+    for name, parameter in warm.generator.named_parameters():
+        assert torch.equal(parameter, dict(models.generator.named_parameters())[name]), name
+    with pytest.raises(MRAAError, match="checkpoint not found"):
+        train(cfg, warm, PairsDataset(), tmp_path / "c", checkpoint=tmp_path / "x.pth", **quiet)
+
+
+# ------------------------------------------------------------------------------------------ AVD
+def test_avd_training_loss_falls_and_checkpoint_is_complete(tmp_path):
+    cfg = tiny_config(
+        "train_avd_params.num_epochs=12",
+        "train_avd_params.batch_size=8",
+        "train_avd_params.epoch_milestones=[10]",
+        "train_avd_params.checkpoint_freq=100",
+    )
+    models = make_models(cfg)
+    recon = tmp_path / "rec.pth"
+    from mraa.checkpoint import save_checkpoint
+
+    save_checkpoint(recon, models, cfg, include=("generator", "region_predictor", "bg_predictor"))
+    frozen = {k: v.clone() for k, v in models.region_predictor.state_dict().items()}
+    quiet = {"progress": False, "visualize": False, "tensorboard": False}
+    result = train_avd(cfg, models, PairsDataset(8), tmp_path, checkpoint=recon, seed=0, **quiet)
+    epochs = [r["loss"] for r in records(tmp_path / "metrics-avd.jsonl") if r["kind"] == "epoch"]
+    assert len(epochs) == 12 and all(math.isfinite(v) for v in epochs)
+    assert epochs[-1] < 0.6 * epochs[0], epochs
+    assert state_equal(frozen, models.region_predictor.state_dict())  # frozen, BN statistics included
+    assert all(p.requires_grad for p in models.region_predictor.parameters())  # restored afterwards
+    data = read_checkpoint(result.checkpoint)
+    assert result.checkpoint.name == "00000011-cpk-avd.pth"
+    assert {"generator", "region_predictor", "bg_predictor", "avd_network", "optimizer_avd"} <= set(data)
+    assert data["epoch_avd"] == 11 and has_trained_avd(data)
+    assert (tmp_path / "config-avd.yaml").is_file()
+
+    more = apply_overrides(cfg, ["train_avd_params.num_epochs=13"])
+    resumed = train_avd(
+        more, make_models(cfg, seed=1), PairsDataset(8), tmp_path, resume=True, progress=False
+    )
+    assert resumed.epochs == 13 and resumed.steps == 13 and resumed.checkpoint.name == "00000012-cpk-avd.pth"
+
+
+def test_avd_model_keeps_region_predictor_in_eval_mode():
+    cfg = tiny_config()
+    models = make_models(cfg)
+    model = AVDTrainingModel(models.region_predictor, models.avd_network, cfg.train_avd_params)
+    model.train()
+    assert not models.region_predictor.training and models.avd_network.training
+    batch = {"source": PairsDataset(4).images[:, 0], "driving": PairsDataset(4).images[:, 1]}
+    losses, regions = model(batch)
+    assert set(losses) == {"shift", "affine"} and regions["prediction"]["shift"].shape == (4, 2, 2)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def _write_videos(root: Path, count: int = 4, frames: int = 5) -> None:
+    from mraa.data.video_io import write_frame_folder
+
+    (root / "train").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for v in range(count):
+        color = rng.integers(80, 255, 3)
+        clip = []
+        for t in range(frames):
+            frame = np.full((SIZE, SIZE, 3), 20, np.uint8)
+            x = 4 + 3 * t + v
+            frame[8:20, x : x + 8] = color
+            clip.append(frame)
+        write_frame_folder(root / "train" / f"video{v}", clip)
+
+
+def test_cli_train_resume_and_train_avd(tmp_path, capsys):
+    data = tmp_path / "data"
+    _write_videos(data)
+    log_dir = tmp_path / "run"
+    common = ["--data", str(data), "--device", "cpu", "--no-progress", "--seed", "0"]
+    sizes = [f"dataset_params.frame_shape=[{SIZE},{SIZE},3]"]
+    args = ["train", "--config", str(TINY), "--log-dir", str(log_dir), *common, "--set", *sizes]
+    assert main([*args, "--set", "train_params.num_epochs=1"]) == 0
+    assert (log_dir / "00000000-cpk-reconstruction.pth").is_file()
+    # resume without --config: the run's config.yaml is used
+    resume = ["train", "--log-dir", str(log_dir), "--resume", "--data", str(data), "--no-progress"]
+    assert main([*resume, "--set", "train_params.num_epochs=2"]) == 0
+    assert "trained 2 epochs" in capsys.readouterr().out
+    checkpoint = log_dir / "00000001-cpk-reconstruction.pth"
+    assert read_checkpoint(checkpoint)["mraa_train_state"]["pairs_seen"] == 8
+
+    avd = ["train-avd", "--checkpoint", str(checkpoint), *common, "--set", "train_avd_params.num_epochs=1"]
+    assert main(avd) == 0  # config from the checkpoint, log dir = the checkpoint's folder
+    assert has_trained_avd(read_checkpoint(log_dir / "00000000-cpk-avd.pth"))
+    assert (log_dir / "train-vis" / "00000000-avd.png").is_file() and (
+        log_dir / "metrics-avd.jsonl"
+    ).is_file()
+
+
+def test_cli_refuses_perceptual_without_vgg(tmp_path, capsys):
+    args = ["train", "--config", str(TINY), "--data", str(tmp_path), "--log-dir", str(tmp_path / "run")]
+    assert main([*args, "--set", "train_params.loss_weights.perceptual=[10,10,10,10,10]"]) == 2
+    assert "--vgg-weights" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    assert main(["train", "--log-dir", str(tmp_path / "run")]) == 2  # no config
+    assert main(["train-avd", "--config", str(TINY), "--log-dir", str(tmp_path)]) == 2  # no checkpoint
+
+
+@pytest.mark.parametrize("command", ["train", "train-avd"])
+def test_cli_help(command):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bf16_autocast_on_cuda(tmp_path):
+    cfg = tiny_config("train_params.num_epochs=1")
+    result = train(cfg, make_models(cfg), PairsDataset(), tmp_path, device="cuda", amp="bf16", progress=False)
+    assert all(math.isfinite(v) for v in result.last_losses.values())
