@@ -19,6 +19,16 @@ from mraa.toy.networks import NETWORKS, build_network, pca_angle, wrap_axis_angl
 from mraa.toy.runner import QUICK_CONFIG, RunResult, ToyConfig, read_results_csv, results_table, train_run
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The toy networks are tiny: with two threads on a busy 2-core machine, thread hand-offs cost far more
+    than they save (a quick run took 15 s instead of 0.6 s), so these tests use one."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _pca_angle_of(heatmap: torch.Tensor) -> torch.Tensor:
     """Wrapped PCA angle (B,) of heatmaps (B, 1, H, W) summing to 1."""
     _, covar = heatmap_to_moments(heatmap)
@@ -66,6 +76,14 @@ class TestDataset:
         angle = _pca_angle_of(mask / mask.sum(dim=(2, 3), keepdim=True))
         error = (angle - angles).abs()
         assert error.mean() < 0.2 and error.max() < 1.0
+
+    def test_sample_grid(self):
+        from mraa.toy.plot import sample_grid
+
+        images, angles = make_rectangles(10, seed=0, image_size=16)
+        grid = sample_grid(images, angles, columns=4, scale=2)
+        assert grid.shape == (3 * 32, 4 * 32, 3) and grid.dtype.name == "uint8"
+        assert grid[2 * 32 :, 2 * 32 :].max() == 0  # the two unused tiles stay empty
 
     def test_bad_arguments(self):
         with pytest.raises(MRAAError, match="split"):
@@ -151,7 +169,7 @@ class TestRunner:
         pytest.importorskip("matplotlib")
         out = tmp_path / "toy"
         assert main(["toy", "--out", str(out), "--quick", "--no-progress"]) == 0
-        for name in ("results.csv", "results.md", "error_vs_size.png"):
+        for name in ("results.csv", "results.md", "error_vs_size.png", "samples.png"):
             assert (out / name).stat().st_size > 0
         with (out / "results.csv").open() as handle:
             rows = list(csv.DictReader(handle))

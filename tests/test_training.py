@@ -338,7 +338,22 @@ def test_cli_train_resume_and_train_avd(tmp_path, capsys):
     assert main([*resume, "--set", "train_params.num_epochs=2"]) == 0
     assert "trained 2 epochs" in capsys.readouterr().out
     checkpoint = log_dir / "00000001-cpk-reconstruction.pth"
-    assert read_checkpoint(checkpoint)["mraa_train_state"]["pairs_seen"] == 8
+    resumed = read_checkpoint(checkpoint)
+    assert resumed["mraa_train_state"]["pairs_seen"] == 8
+    # FramesDataset (augmented, frames drawn at random) resumes exactly too
+    straight = [
+        "train",
+        "--config",
+        str(TINY),
+        "--log-dir",
+        str(tmp_path / "straight"),
+        *common,
+        "--set",
+        *sizes,
+    ]
+    assert main([*straight, "--set", "train_params.num_epochs=2", "--no-tensorboard"]) == 0
+    reference = read_checkpoint(tmp_path / "straight" / "00000001-cpk-reconstruction.pth")
+    assert state_equal(reference["generator"], resumed["generator"])
 
     avd = ["train-avd", "--checkpoint", str(checkpoint), *common, "--set", "train_avd_params.num_epochs=1"]
     assert main(avd) == 0  # config from the checkpoint, log dir = the checkpoint's folder

@@ -8,6 +8,7 @@ request never takes the server down. The model is shared: model-running events h
 from __future__ import annotations
 
 import functools
+import html
 import logging
 import os
 import time
@@ -46,7 +47,7 @@ CSS = """
 
 def error_markdown(message: str) -> str:
     """The status box text for an error."""
-    return f'<span class="mraa-error">Error: {message}</span>'
+    return f'<span class="mraa-error">Error: {html.escape(message)}</span>'
 
 
 def _guarded(num_outputs: int, status_index: int, reset: tuple[int, ...] = ()) -> Callable:
@@ -468,8 +469,9 @@ def launch(
 ) -> str:
     """Serve the page; return its local URL. With ``block=False`` the server runs in a background thread
     (stop it with ``blocks.close()``)."""
+    # only the results and the two sample files may be served, not the folders around them
     allowed = [str(service.work_dir)]
-    allowed += [str(p.parent) for p in (service.samples.source, service.samples.driving) if p is not None]
+    allowed += [str(p.resolve()) for p in (service.samples.source, service.samples.driving) if p is not None]
     blocks.queue(max_size=queue_size, default_concurrency_limit=1)
     try:
         _, local_url, _ = blocks.launch(

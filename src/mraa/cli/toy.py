@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="rotated-rectangles toy experiment: naive vs regression vs PCA angle prediction",
         description=(
             "Train the naive, regression-based and PCA-based angle predictors on growing training sets of "
-            "rotated rectangles and write results.csv, results.md and error_vs_size.png. Resumable: runs "
+            "rotated rectangles and write results.csv, results.md, error_vs_size.png and samples.png. Resumable: runs "
             "already in DIR/results.csv are read back, not repeated."
         ),
     )
@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         CSV_NAME,
         PLOT_NAME,
         QUICK_CONFIG,
+        SAMPLES_NAME,
         ToyConfig,
         read_results_csv,
         results_table,
@@ -94,9 +95,10 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     results = run_toy(args.out, config, device=device, progress=not args.no_progress)
     elapsed = time.perf_counter() - start
-    if not args.no_plot:
-        from mraa.toy.plot import plot_error_vs_size
+    from mraa.toy.plot import plot_error_vs_size, write_sample_grid
 
+    write_sample_grid(args.out / SAMPLES_NAME, config.image_size)
+    if not args.no_plot:
         plot_error_vs_size(read_results_csv(args.out / CSV_NAME), args.out / PLOT_NAME)
     print(results_table(results), end="")
     print(f"{len(results)} runs in {args.out} (this invocation: {elapsed / 60:.1f} min)")

@@ -1,12 +1,18 @@
-"""Plot of the toy experiment: test error against training-set size (needs matplotlib, the ``toy`` extra)."""
+"""Figures of the toy experiment: test error against training-set size (needs matplotlib, the ``toy``
+extra) and a grid of sample images (does not)."""
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
 
 from mraa.errors import MRAAError
 from mraa.toy.networks import NETWORKS
@@ -75,3 +81,37 @@ def plot_error_vs_size(
     finally:
         plt.close(fig)
     return path
+
+
+def sample_grid(images: Tensor, angles: Tensor, columns: int = 8, scale: int = 4) -> np.ndarray:
+    """Tile images (N, 3, H, W) in [0, 1] into one uint8 (rows*H*scale, columns*W*scale, 3) array.
+
+    Each tile is upscaled ``scale`` times (nearest) and gets a thin white line along its labelled long
+    axis through the image centre, so the angle convention can be checked by eye.
+    """
+    count, _, h, w = images.shape
+    rows = -(-count // columns)
+    tiles = images.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)  # (N, H*s, W*s, 3)
+    size_h, size_w = h * scale, w * scale
+    for tile, angle in zip(tiles, angles.tolist()):
+        direction = np.array([math.cos(math.radians(angle)), math.sin(math.radians(angle))])
+        for t in np.linspace(-0.2, 0.2, 2 * min(size_h, size_w)) * min(size_h, size_w):
+            x, y = np.array([size_w / 2, size_h / 2]) + t * direction  # y grows downwards
+            tile[min(int(y), size_h - 1), min(int(x), size_w - 1)] = 255
+    grid = np.zeros((rows * size_h, columns * size_w, 3), dtype=np.uint8)
+    for index, tile in enumerate(tiles):
+        row, col = divmod(index, columns)
+        grid[row * size_h : (row + 1) * size_h, col * size_w : (col + 1) * size_w] = tile
+    return grid
+
+
+def write_sample_grid(path: str | os.PathLike, image_size: int, count: int = 16, seed: int = 0) -> Path:
+    """Write the first ``count`` training images of ``seed`` as a PNG grid (no matplotlib needed)."""
+    from mraa.data.video_io import write_image
+    from mraa.toy.dataset import make_rectangles
+
+    images, angles = make_rectangles(count, seed, image_size)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_image(path, sample_grid(images, angles, columns=min(count, 8)))

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CSV_NAME = "results.csv"
 TABLE_NAME = "results.md"
 PLOT_NAME = "error_vs_size.png"
+SAMPLES_NAME = "samples.png"
 PAPER_SIZES = (32, 64, 128, 256, 512, 1024)
 
 
