@@ -26,6 +26,16 @@ TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
 SIZE = 32  # the tiny networks work at 32x32 (scale 0.5, 3 hourglass blocks)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The tiny networks are faster on one thread (synchronising two costs more than it saves on 32x32
+    tensors), and on shared CI cores a second thread makes these multi-step tests' timings erratic."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_config(*overrides: str) -> MRAAConfig:
     base = [f"dataset_params.frame_shape=[{SIZE},{SIZE},3]", "train_params.dataloader_workers=0"]
     return apply_overrides(load_config(TINY), base + list(overrides))

@@ -167,6 +167,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp files are private; a checkpoint is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -207,6 +208,7 @@ def export_safetensors(
     try:
         save_file(flat, tmp, metadata={"format": "mraa", "modules": ",".join(include)})
         save_config(cfg, out_dir / "config.yaml")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, out_dir / SAFETENSORS_NAME)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -321,6 +321,7 @@ class VideoWriter:
             self._writer = None
             if self.audio_from is not None and has_audio_stream(self.audio_from):
                 self._mux_audio()
+        os.chmod(self._tmp, 0o644)
         os.replace(self._tmp, self.path)
         return self.path
 
@@ -399,6 +400,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     os.close(fd)
     try:
         iio.imwrite(tmp, np.ascontiguousarray(image), extension=path.suffix)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -192,8 +192,12 @@ class PairsLRSchedule:
         """Restore the pairs seen; the base rates and milestones come from the current config."""
         if list(state.get("milestones", self.milestones)) != self.milestones:
             log.info("lr milestones (pairs) changed from %s to %s", state.get("milestones"), self.milestones)
-        self.pairs_seen = -1  # no "rate changed" message for the restored position
-        self.update(int(state["pairs_seen"]))
+        self.pairs_seen = int(state["pairs_seen"])
+        factor = self.factor(self.pairs_seen)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+        if self.pairs_seen:
+            log.info("learning rate x%g at %d pairs", factor, self.pairs_seen)
 
 
 _CHECKPOINT_RE = re.compile(r"^(\d+)-cpk-(\w+)\.pth$")

@@ -1,0 +1,135 @@
+"""``mraa reconstruct``: the paper's video reconstruction benchmark on a dataset's test videos."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from mraa.cli._common import add_model_arguments, load_animator
+
+log = logging.getLogger(__name__)
+
+METRICS = ("l1", "akd", "mkr", "aed")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "reconstruct",
+        help="reconstruct test videos from their first frame and report L1 (and AKD/MKR/AED)",
+        description="Reconstruct each video of ROOT/test from its first frame (the driving video is the video "
+        "itself) and report the mean L1 distance to the real frames, the paper's reconstruction metric, next "
+        "to the no-motion baseline (the first frame held still). With --out, write one video per test video "
+        "and OUT/metrics.json.",
+    )
+    parser.add_argument(
+        "--data", required=True, help="dataset folder with a test/ folder (the layout `mraa train` reads)"
+    )
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--out", help="folder for the reconstructed videos and metrics.json (created; default: write nothing)"
+    )
+    parser.add_argument(
+        "--num-videos",
+        type=int,
+        help="evaluate the first N test videos (default: the config's reconstruction_params.num_videos)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("mp4", "gif", "png"),
+        default="mp4",
+        help="mp4/gif: one video per test video; png: all frames side by side in one image (default mp4)",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=("pair", "prediction"),
+        default="pair",
+        help="pair: driving | reconstruction side by side (default); prediction: the reconstruction only "
+        "(as png, the official strip layout that can be read back as a dataset)",
+    )
+    parser.add_argument("--fps", type=float, default=25.0, help="frame rate of written videos (default 25)")
+    parser.add_argument(
+        "--no-bg",
+        action="store_true",
+        help="do not use the background motion predictor (the official evaluation uses it)",
+    )
+    parser.add_argument(
+        "--metrics",
+        default="l1",
+        help="comma-separated: l1 (always computed), akd and mkr (need --keypoints), aed (needs --identity); "
+        "default l1",
+    )
+    parser.add_argument(
+        "--keypoints",
+        default="dlib-face",
+        help="keypoint extractor for AKD/MKR: a registered name (dlib-face: 68 face landmarks, needs the "
+        "'metrics' extra), an entry point in group mraa.keypoint_extractors, or package.module:factory",
+    )
+    parser.add_argument(
+        "--identity",
+        default="dlib-face",
+        help="identity extractor for AED: dlib-face (128-d face embedding, 'metrics' extra), an entry point in "
+        "group mraa.identity_extractors, or package.module:factory",
+    )
+    parser.add_argument("--batch-size", type=int, default=4, help="frames rendered together (default 4)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def parse_metrics(text: str) -> set[str]:
+    """``l1,akd`` -> {"l1", "akd"}; unknown names are a user error."""
+    from mraa.errors import MRAAError
+
+    names = {name.strip().lower() for name in text.split(",") if name.strip()}
+    unknown = sorted(names - set(METRICS))
+    if unknown:
+        raise MRAAError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+    return names | {"l1"}
+
+
+def run(args: argparse.Namespace) -> int:
+    from mraa.animate import resolve_device
+    from mraa.data.frames_dataset import FramesDataset
+    from mraa.errors import MRAAError
+    from mraa.evaluation import load_identity_extractor, load_keypoint_extractor, reconstruct_dataset
+
+    metrics = parse_metrics(args.metrics)
+    if args.batch_size < 1:
+        raise MRAAError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.num_videos is not None and args.num_videos < 1:
+        raise MRAAError(f"--num-videos must be at least 1, got {args.num_videos}")
+    if args.fps <= 0:
+        raise MRAAError(f"--fps must be positive, got {args.fps}")
+    data = Path(args.data)
+    if not data.is_dir():
+        raise MRAAError(f"dataset folder not found: {data}")
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise MRAAError(f"--out is a file, not a folder: {args.out}")
+    resolve_device(args.device)
+    # extractors first: a missing optional dependency should fail before any heavy work
+    keypoints = load_keypoint_extractor(args.keypoints) if metrics & {"akd", "mkr"} else None
+    identity = load_identity_extractor(args.identity) if "aed" in metrics else None
+
+    animator = load_animator(args, batch_size=args.batch_size, announce=not args.quiet)
+    height, width = animator.image_size
+    dataset = FramesDataset(data, frame_shape=(height, width, 3), is_train=False)
+    num_videos = args.num_videos
+    if num_videos is None and animator.config is not None:
+        num_videos = animator.config.reconstruction_params.num_videos
+    report = reconstruct_dataset(
+        animator,
+        dataset,
+        out_dir=args.out,
+        use_bg=not args.no_bg,
+        max_videos=num_videos,
+        progress=not args.quiet,
+        keypoint_extractor=keypoints,
+        identity_extractor=identity,
+        format=args.format,
+        layout=args.layout,
+        fps=args.fps,
+    )
+    print(report.summary())
+    if args.out is not None:
+        print(f"wrote {len(report.videos)} {args.format} file(s) and {Path(args.out) / 'metrics.json'}")
+    return 0

@@ -1,0 +1,207 @@
+"""Reconstruction metrics and the pluggable keypoint / identity extractor interface.
+
+The L1 metric needs nothing but the frames. AKD, MKR and AED compare what an external model sees in the
+driving frames and in their reconstructions, so they take *extractors*: callables from a batch of frames to
+keypoints or identity embeddings.
+
+Extractor contract (see ``docs/evaluation.md``):
+
+- :class:`KeypointExtractor`: ``extractor(frames)`` with ``frames`` uint8 ``(N, H, W, 3)`` RGB returns a float
+  array ``(N, P, 2)`` of ``(x, y)`` pixel coordinates in the given frames; a keypoint that was not detected
+  is NaN (a frame without a detection is all NaN). ``P`` is fixed for one extractor.
+- :class:`IdentityExtractor`: ``extractor(frames)`` returns ``(N, D)`` embeddings, a NaN row when no identity
+  was found in a frame.
+
+Extractors are looked up by name (:func:`load_keypoint_extractor`): a name registered with
+:func:`register_keypoint_extractor`, a name published by an installed package under the entry-point group
+``mraa.keypoint_extractors`` (``mraa.identity_extractors``), or ``package.module:factory``. In every case the
+object found is a *factory*, called with no arguments to build the extractor (so heavy models load once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from mraa.errors import MRAAError
+
+log = logging.getLogger(__name__)
+
+KEYPOINT_GROUP = "mraa.keypoint_extractors"
+IDENTITY_GROUP = "mraa.identity_extractors"
+
+
+@runtime_checkable
+class KeypointExtractor(Protocol):
+    """Frames uint8 (N, H, W, 3) -> keypoints (N, P, 2) as (x, y) pixels, NaN where not detected."""
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class IdentityExtractor(Protocol):
+    """Frames uint8 (N, H, W, 3) -> identity embeddings (N, D), NaN rows where nothing was found."""
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray: ...
+
+
+# ----------------------------------------------------------------------------- metric terms
+def keypoint_detected(keypoints: np.ndarray) -> np.ndarray:
+    """(N, P, 2) -> bool (N, P): both coordinates finite."""
+    return np.isfinite(keypoints).all(axis=-1)
+
+
+def akd_terms(driving: np.ndarray, reconstruction: np.ndarray) -> tuple[float, int]:
+    """Sum of Euclidean distances between keypoints detected in both (N, P, 2) arrays, and their count."""
+    both = keypoint_detected(driving) & keypoint_detected(reconstruction)  # (N, P)
+    distances = np.linalg.norm(driving[both].astype(np.float64) - reconstruction[both], axis=-1)
+    return float(distances.sum()), int(both.sum())
+
+
+def mkr_terms(driving: np.ndarray, reconstruction: np.ndarray) -> tuple[int, int]:
+    """Keypoints detected in the driving frames but missing in the reconstruction, and those detected."""
+    detected = keypoint_detected(driving)
+    missing = detected & ~keypoint_detected(reconstruction)
+    return int(missing.sum()), int(detected.sum())
+
+
+def aed_terms(driving: np.ndarray, reconstruction: np.ndarray) -> tuple[float, int]:
+    """Sum of L2 distances between identity embeddings (N, D) found in both, and the number of such frames."""
+    both = np.isfinite(driving).all(axis=-1) & np.isfinite(reconstruction).all(axis=-1)  # (N,)
+    distances = np.linalg.norm(driving[both].astype(np.float64) - reconstruction[both], axis=-1)
+    return float(distances.sum()), int(both.sum())
+
+
+def _ratio(total: float, count: int) -> float | None:
+    return total / count if count else None
+
+
+def average_keypoint_distance(driving: np.ndarray, reconstruction: np.ndarray) -> float | None:
+    """AKD: mean distance (pixels) over keypoints detected in both; None when there are none."""
+    return _ratio(*akd_terms(driving, reconstruction))
+
+
+def missing_keypoint_rate(driving: np.ndarray, reconstruction: np.ndarray) -> float | None:
+    """MKR: share of the driving frames' detected keypoints that the reconstruction misses."""
+    return _ratio(*mkr_terms(driving, reconstruction))
+
+
+def average_euclidean_distance(driving: np.ndarray, reconstruction: np.ndarray) -> float | None:
+    """AED: mean L2 distance between identity embeddings over frames where both have one."""
+    return _ratio(*aed_terms(driving, reconstruction))
+
+
+def check_keypoints(keypoints: object, num_frames: int, name: str) -> np.ndarray:
+    """Validate an extractor's output as float (N, P, 2)."""
+    array = np.asarray(keypoints, dtype=np.float64)
+    if array.ndim != 3 or array.shape[0] != num_frames or array.shape[2] != 2:
+        raise MRAAError(
+            f"keypoint extractor {name} returned shape {array.shape} for {num_frames} frames; "
+            "expected (N, P, 2)"
+        )
+    return array
+
+
+def check_embeddings(embeddings: object, num_frames: int, name: str) -> np.ndarray:
+    """Validate an extractor's output as float (N, D)."""
+    array = np.asarray(embeddings, dtype=np.float64)
+    if array.ndim != 2 or array.shape[0] != num_frames:
+        raise MRAAError(
+            f"identity extractor {name} returned shape {array.shape} for {num_frames} frames; expected (N, D)"
+        )
+    return array
+
+
+# ----------------------------------------------------------------------------- registry
+Factory = Callable[[], Callable[[np.ndarray], np.ndarray]]
+_KEYPOINT_FACTORIES: dict[str, Factory] = {}
+_IDENTITY_FACTORIES: dict[str, Factory] = {}
+
+
+def register_keypoint_extractor(name: str, factory: Factory) -> None:
+    """Make ``factory`` (no arguments -> :class:`KeypointExtractor`) available as ``name``."""
+    _KEYPOINT_FACTORIES[name] = factory
+
+
+def register_identity_extractor(name: str, factory: Factory) -> None:
+    """Make ``factory`` (no arguments -> :class:`IdentityExtractor`) available as ``name``."""
+    _IDENTITY_FACTORIES[name] = factory
+
+
+def _builtin_factories() -> None:
+    from mraa.evaluation import dlib_face
+
+    _KEYPOINT_FACTORIES.setdefault("dlib-face", dlib_face.DlibFaceKeypoints)
+    _IDENTITY_FACTORIES.setdefault("dlib-face", dlib_face.DlibFaceIdentity)
+
+
+def available_extractors(kind: str) -> list[str]:
+    """Names usable for ``kind`` (``keypoints`` or ``identity``): registered and entry-point ones."""
+    _builtin_factories()
+    registry, group = _registry(kind)
+    names = set(registry) | {ep.name for ep in entry_points(group=group)}
+    return sorted(names)
+
+
+def _registry(kind: str) -> tuple[dict[str, Factory], str]:
+    if kind == "keypoints":
+        return _KEYPOINT_FACTORIES, KEYPOINT_GROUP
+    if kind == "identity":
+        return _IDENTITY_FACTORIES, IDENTITY_GROUP
+    raise ValueError(f"kind must be 'keypoints' or 'identity', got {kind!r}")
+
+
+def _resolve_factory(spec: str, kind: str) -> Factory:
+    _builtin_factories()
+    registry, group = _registry(kind)
+    if spec in registry:
+        return registry[spec]
+    for ep in entry_points(group=group):
+        if ep.name == spec:
+            return ep.load()
+    if ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise MRAAError(f"{kind} extractor {spec!r}: cannot import {module_name} ({exc})") from None
+        factory = module
+        for part in attr.split("."):
+            factory = getattr(factory, part, None)
+            if factory is None:
+                raise MRAAError(f"{kind} extractor {spec!r}: {module_name} has no attribute {attr!r}")
+        return factory
+    names = ", ".join(available_extractors(kind)) or "none"
+    raise MRAAError(f"unknown {kind} extractor {spec!r} (available: {names}; or give package.module:factory)")
+
+
+def _load(spec: str, kind: str) -> Callable[[np.ndarray], np.ndarray]:
+    factory = _resolve_factory(spec, kind)
+    if not callable(factory):
+        raise MRAAError(f"{kind} extractor {spec!r} is not callable")
+    extractor = factory()
+    if not callable(extractor):
+        raise MRAAError(
+            f"{kind} extractor factory {spec!r} returned a non-callable {type(extractor).__name__}"
+        )
+    if not getattr(extractor, "name", None):  # reports name the extractor as it was asked for
+        with contextlib.suppress(AttributeError, TypeError):
+            extractor.name = spec
+    log.debug("%s extractor %s: %r", kind, spec, extractor)
+    return extractor
+
+
+def load_keypoint_extractor(spec: str) -> KeypointExtractor:
+    """Build the keypoint extractor named ``spec`` (registered name, entry point or ``module:factory``)."""
+    return _load(spec, "keypoints")
+
+
+def load_identity_extractor(spec: str) -> IdentityExtractor:
+    """Build the identity extractor named ``spec`` (registered name, entry point or ``module:factory``)."""
+    return _load(spec, "identity")
