@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 from mraa.errors import MRAAError
 from mraa.parity import compare, compute_case
 
@@ -23,7 +21,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("case_dir", help="folder with config.yaml, checkpoint.pth and io.pt")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    torch.set_grad_enabled(False)
     try:
         ref, ours = compute_case(args.case_dir, device=args.device)
     except MRAAError as exc:

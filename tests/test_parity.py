@@ -158,9 +158,17 @@ def test_parity_script_handles_variant_configs(variant, tmp_path, capsys):
     # a perturbed reference must fail
     broken = dict(ours)
     broken["recon/prediction"] = broken["recon/prediction"] + 1e-3
-    torch.save(broken, tmp_path / "io.pt")
+    failing = [key for key, _, _, ok in compare(broken, ours) if not ok]
+    assert failing == ["recon/prediction"]
+
+
+def test_parity_script_fails_on_a_wrong_reference(tmp_path, capsys):
+    _, ours = _variant_case(tmp_path, {})
+    ours["anim/avd/prediction"] = ours["anim/avd/prediction"] + 1e-3
+    torch.save(ours, tmp_path / "io.pt")
     code, lines = _run_script(tmp_path, capsys)
-    assert code == 1 and "worst recon/prediction" in lines[-1]
+    assert code == 1 and "worst anim/avd/prediction" in lines[-1]
+    assert torch.is_grad_enabled()  # the script leaves autograd as it found it
 
 
 def test_compare_reports_missing_and_misshaped_keys():

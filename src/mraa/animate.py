@@ -340,7 +340,7 @@ class Animator:
     @torch.no_grad()
     def encode_source(self, source: Tensor) -> SourceState:
         """Run everything that depends only on the source (1, C, H, W) once."""
-        source = _as_batch(source).to(self.device).contiguous(memory_format=self.memory_format)
+        source = as_batch(source).to(self.device).contiguous(memory_format=self.memory_format)
         if source.shape[0] != 1:
             raise MRAAError(f"expected one source image, got a batch of {source.shape[0]}")
         params = self.models.region_predictor(source)
@@ -413,7 +413,7 @@ class Animator:
 
             bar = tqdm(total=total, unit="frame", desc=f"animating ({mode})")
         try:
-            for batch in _batches(driving, self.batch_size):
+            for batch in iter_batches(driving, self.batch_size):
                 batch = batch.to(self.device)
                 driving_params = self.region_params(batch)
                 if initial is None:
@@ -459,20 +459,24 @@ class Animator:
         return torch.cat([batch.prediction.cpu() for batch in batches])
 
 
-def _as_batch(image: Tensor) -> Tensor:
+def as_batch(image: Tensor) -> Tensor:
+    """(C, H, W) -> (1, C, H, W); batches pass through."""
     return image.unsqueeze(0) if image.ndim == 3 else image
 
 
-def _batches(driving: Iterable[Tensor] | Tensor, batch_size: int) -> Iterator[Tensor]:
-    if isinstance(driving, Tensor):
-        driving = _as_batch(driving)
-        for start in range(0, driving.shape[0], batch_size):
-            yield driving[start : start + batch_size]
+def iter_batches(frames: Iterable[Tensor] | Tensor, batch_size: int) -> Iterator[Tensor]:
+    """Regroup frames given as a tensor (T, C, H, W) or an iterable of frames / batches into batches
+    of ``batch_size`` (the last may be smaller), consuming the iterable lazily."""
+    if batch_size < 1:
+        raise MRAAError(f"batch size must be at least 1, got {batch_size}")
+    if isinstance(frames, Tensor):
+        frames = as_batch(frames)
+        for start in range(0, frames.shape[0], batch_size):
+            yield frames[start : start + batch_size]
         return
     pending: list[Tensor] = []
-    for item in driving:
-        item = _as_batch(item)
-        pending.extend(item.unbind(0))
+    for item in frames:
+        pending.extend(as_batch(item).unbind(0))
         while len(pending) >= batch_size:
             yield torch.stack(pending[:batch_size])
             pending = pending[batch_size:]

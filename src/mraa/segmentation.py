@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mraa.animate import Animator
+from mraa.animate import Animator, as_batch, iter_batches
 from mraa.errors import MRAAError
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def iter_segment(
     Yields ``(frames (B, 3, H, W), segmentation)`` per batch, in order.
     """
     check_threshold(threshold)
-    for batch in _batches(frames, batch_size):
+    for batch in iter_batches(frames, batch_size):
         yield batch, segment(model, batch, size, threshold)
 
 
@@ -166,28 +166,6 @@ def _heatmaps(model: Animator | nn.Module, frames: Tensor) -> Tensor:
 def _num_parts(model: Animator | nn.Module) -> int:
     predictor = model.models.region_predictor if isinstance(model, Animator) else model
     return int(predictor.num_regions)
-
-
-def _as_batch(frames: Tensor) -> Tensor:
-    return frames.unsqueeze(0) if frames.ndim == 3 else frames
-
-
-def _batches(frames: Iterable[Tensor], batch_size: int) -> Iterator[Tensor]:
-    if batch_size < 1:
-        raise MRAAError(f"batch size must be at least 1, got {batch_size}")
-    if isinstance(frames, Tensor):
-        frames = _as_batch(frames)
-        for start in range(0, frames.shape[0], batch_size):
-            yield frames[start : start + batch_size]
-        return
-    pending: list[Tensor] = []
-    for item in frames:
-        pending.extend(_as_batch(item).unbind(0))
-        while len(pending) >= batch_size:
-            yield torch.stack(pending[:batch_size])
-            pending = pending[batch_size:]
-    if pending:
-        yield torch.stack(pending)
 
 
 def check_threshold(threshold: float) -> float:
@@ -320,7 +298,7 @@ def swap_parts_iter(
 
     def recorded() -> Iterator[Tensor]:
         for item in driving:
-            item = _as_batch(item)
+            item = as_batch(item)
             pending.extend(item.unbind(0))
             yield item
 

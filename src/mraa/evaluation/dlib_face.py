@@ -5,7 +5,7 @@ the model files: the 68-point landmark predictor and the 128-d face recognition 
 dlib's built-in HOG + linear SVM detector, so nothing is downloaded. The ``face_recognition`` package itself
 is not used: it fails to import with setuptools >= 82, so the model files are located without importing it.
 
-Per frame, the largest detected face is used. Frames without a face give NaN keypoints / embeddings.
+Per frame, the most confident face detection is used. Frames without a face give NaN keypoints / embeddings.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _model_file(name: str) -> str:
 
 
 class DlibFaceAnalyzer:
-    """Largest face per frame (HOG detector), its 68 landmarks and, on demand, its 128-d embedding.
+    """The most confident face per frame (HOG detector), its 68 landmarks and, on demand, its 128-d embedding.
 
     Args:
         upsample: times the detector upsamples the image; None picks 1 for frames under 512 pixels on
@@ -83,7 +83,7 @@ class DlibFaceAnalyzer:
         return 1 if min(frame.shape[:2]) < 512 else 0
 
     def shapes(self, frames: np.ndarray) -> list[Any]:
-        """dlib landmark detections (or None) of the largest face in each frame of uint8 (N, H, W, 3)."""
+        """dlib landmark detections (or None) of the most confident face in each frame of uint8 (N, H, W, 3)."""
         frames = _check_frames(frames)
         key = hashlib.blake2b(frames.tobytes(), digest_size=16).digest() + repr(frames.shape).encode()
         if key in self._cache:
@@ -92,12 +92,12 @@ class DlibFaceAnalyzer:
         result = []
         for frame in frames:
             frame = np.ascontiguousarray(frame)
-            faces = self._detector(frame, self._upsample_for(frame))
+            faces, scores, _ = self._detector.run(frame, self._upsample_for(frame), 0.0)
             if len(faces) == 0:
                 result.append(None)
                 continue
-            face = max(faces, key=lambda rect: rect.width() * rect.height())
-            result.append(self._predictor(frame, face))
+            best = int(np.argmax(scores))  # the most confident face (the largest can be a false positive)
+            result.append(self._predictor(frame, faces[best]))
         self._cache[key] = result
         while len(self._cache) > 4:
             self._cache.popitem(last=False)
@@ -145,7 +145,7 @@ def shared_analyzer(upsample: int | None = None) -> DlibFaceAnalyzer:
 
 
 class DlibFaceKeypoints:
-    """``dlib-face`` keypoint extractor: 68 face landmarks of the largest face, (N, 68, 2) pixels."""
+    """``dlib-face`` keypoint extractor: 68 face landmarks of the most confident face, (N, 68, 2) pixels."""
 
     name = "dlib-face"
     num_keypoints = NUM_LANDMARKS
