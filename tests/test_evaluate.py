@@ -115,8 +115,8 @@ def test_reconstruct_video_matches_the_official_computation(setup, animator, dat
             source, models.region_predictor(video), models.region_predictor(source), bg_params=bg_params
         )["prediction"]
     torch.testing.assert_close(prediction_b, expected, atol=1e-4, rtol=0)
-    without_bg = reconstruct_video(animator, video, use_bg=False)
-    assert (without_bg - prediction_b).abs().max() > 1e-3
+    without_bg = reconstruct_video(animator, video[:1], use_bg=False)
+    assert (without_bg - prediction_b[:1]).abs().max() > 1e-3
 
 
 def test_report_fields_baseline_and_png_strips(setup, dataset, png_report, prediction_b):
@@ -347,7 +347,7 @@ def test_dlib_face_on_a_real_photo(dlib_face):
     assert (points[0, :, 0] > 75).all() and (points[0, :, 0] < 145).all()
     assert (points[0, :, 1] > 30).all() and (points[0, :, 1] < 100).all()
     assert average_keypoint_distance(points[:1], points[1:2]) == pytest.approx(np.hypot(6, 4), abs=1.5)
-    assert missing_keypoint_rate(points[:2], points[2:]) == 1.0
+    assert missing_keypoint_rate(points[:1], points[2:3]) == 1.0
     embeddings = identity(frames)  # (4, 128): detection is cached from the keypoint call
     assert embeddings.shape == (4, 128) and np.isnan(embeddings[2]).all()
     assert 0 < average_euclidean_distance(embeddings[:1], embeddings[3:]) < 0.6  # same person, mirrored
