@@ -36,10 +36,6 @@ def to_rgb_uint8(image: np.ndarray, name: str = "image", warn: bool = True) -> n
     if array.ndim != 3:
         raise MRAAError(f"{name}: expected a 2D image, got an array of shape {array.shape}")
     channels = array.shape[2]
-    if channels in (2, 4):
-        alpha = array[:, :, -1]
-        if warn and np.any(alpha != alpha.max(initial=0)):
-            log.warning("%s: alpha channel dropped (composited on white)", name)
     if array.dtype == np.uint16:
         if warn:
             log.warning("%s: 16-bit image converted to 8 bits", name)
@@ -51,6 +47,8 @@ def to_rgb_uint8(image: np.ndarray, name: str = "image", warn: bool = True) -> n
     elif array.dtype != np.uint8:
         array = np.clip(array, 0, 255).astype(np.uint8)
     if channels in (2, 4):
+        if warn and np.any(array[:, :, -1] < 255):
+            log.warning("%s: transparency dropped (composited on white)", name)
         color = array[:, :, :-1].astype(np.float32)
         alpha = array[:, :, -1:].astype(np.float32) / 255.0
         array = (color * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
