@@ -113,11 +113,12 @@ def memory_run(frames: int, batch_size: int) -> dict:
                 writer.write(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8))
         write_image(tmp / "source.png", rng.integers(0, 255, (256, 256, 3), dtype=np.uint8))
         code = (
-            "import resource, sys; from mraa.cli import main; "
+            "import sys; from mraa.cli import main; "
             f"rc = main(['animate', '--source', '{tmp}/source.png', '--driving', '{tmp}/driving.mp4', "
             f"'--output', '{tmp}/out.mp4', '--checkpoint', '{tmp}/ck.pth', '--quiet', '--mode', 'relative', "
             f"'--batch-size', '{batch_size}']); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
+            # VmHWM is this process's own peak (ru_maxrss would include the parent's, inherited at fork)
+            "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]); sys.exit(rc)"
         )
         start = time.perf_counter()
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
