@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from mraa.atomic import atomic_path
 from mraa.config import MRAAConfig, config_from_dict, load_config, save_config, to_dict
 from mraa.errors import MRAAError
 from mraa.models import MRAAModels
@@ -162,17 +162,9 @@ def config_from_checkpoint(checkpoint: dict[str, Any]) -> MRAAConfig | None:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file in the same folder, then rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp files are private; a checkpoint is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def save_checkpoint(
@@ -203,14 +195,8 @@ def export_safetensors(
         for name in include
         for key, value in getattr(models, name).state_dict().items()
     }
-    fd, tmp = tempfile.mkstemp(prefix=".model-", suffix=".safetensors", dir=out_dir)
-    os.close(fd)
-    try:
+    with atomic_path(out_dir / SAFETENSORS_NAME) as tmp:
         save_file(flat, tmp, metadata={"format": "mraa", "modules": ",".join(include)})
-        save_config(cfg, out_dir / "config.yaml")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out_dir / SAFETENSORS_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(out_dir / "config.yaml") as tmp_config:
+            save_config(cfg, tmp_config)
     return out_dir / SAFETENSORS_NAME

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from mraa.atomic import atomic_write_text
 from mraa.errors import MRAAError
 
 log = logging.getLogger(__name__)
@@ -757,9 +758,6 @@ def write_dataset(
         "config": dataclasses.asdict(cfg),
         "videos": videos,
     }
-    fd, tmp = tempfile.mkstemp(suffix=".json", prefix=".metadata-", dir=root)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(metadata, handle, indent=1)
-    os.replace(tmp, root / "metadata.json")
+    atomic_write_text(root / "metadata.json", json.dumps(metadata, indent=1))
     log.debug("wrote %d train and %d test videos to %s", num_train, num_test, root)
     return metadata

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mraa.atomic import atomic_path
 from mraa.errors import MRAAError
 
 log = logging.getLogger(__name__)
@@ -394,15 +395,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     path = Path(path)
     if not path.parent.exists():
         raise MRAAError(f"output directory does not exist: {path.parent}")
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, prefix=f".{path.stem}-", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         iio.imwrite(tmp, np.ascontiguousarray(image), extension=path.suffix)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -12,11 +12,12 @@ import json
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mraa.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,7 @@ class TrainLogger:
                 continue  # a line cut short by the interruption
             if int(record.get("pairs_seen", 0)) <= pairs_seen:
                 kept.append(line)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.metrics_path.name}-", dir=self.log_dir)
-        with os.fdopen(fd, "w") as handle:
-            handle.write("".join(f"{line}\n" for line in kept))
-        os.chmod(tmp, 0o644)  # mkstemp files are private; this is an ordinary log file
-        os.replace(tmp, self.metrics_path)
+        atomic_write_text(self.metrics_path, "".join(f"{line}\n" for line in kept))
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._file is None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from mraa.atomic import atomic_path
 from mraa.checkpoint import load_checkpoint
 from mraa.config import MRAAConfig, save_config
 from mraa.errors import MRAAError
@@ -91,15 +91,8 @@ def state_from_checkpoint(data: dict[str, Any], mode: str, loader: EpochLoader) 
 
 def write_run_config(cfg: MRAAConfig, log_dir: Path, name: str = "config.yaml") -> Path:
     """``log_dir/<name>`` with the resolved config (atomically)."""
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".yaml", dir=log_dir)
-    os.close(fd)
-    try:
+    with atomic_path(log_dir / name) as tmp:
         save_config(cfg, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp files are private; this is an ordinary config file
-        os.replace(tmp, log_dir / name)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return log_dir / name
 
 

@@ -22,7 +22,6 @@ import pickle
 import random
 import re
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from mraa.atomic import atomic_write_text
 from mraa.data import video_io
 from mraa.data.prepare.chunks import PlannedChunk, plan_chunks, smooth_track, track_main_person
 from mraa.data.prepare.detectors import (
@@ -185,17 +185,6 @@ def video_ids(paths: Sequence[Path]) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------------------
 # phase 1: analysis
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _analysis_key(source: Path, options: PrepareOptions, detector_name: str, boxes: Path | None) -> dict:
@@ -484,7 +473,7 @@ def _analyse_task(
             detector = _named_detector(options.detector, options.min_person_height)
         analysis = analyse_video(source, options, detector, precomputed, progress)
         analysis["key"] = key
-        _write_text_atomic(cache, json.dumps(analysis))
+        atomic_write_text(cache, json.dumps(analysis))
         return analysis, "", False
     except MRAAError as exc:
         log.warning("skipping %s: %s", source, exc)
@@ -651,10 +640,10 @@ def prepare_dataset(
             rows = [row for row in rows if row["video_id"] != report.video_id]
 
     manifest = output / "manifest.csv"
-    _write_text_atomic(manifest, _manifest_text(rows))
+    atomic_write_text(manifest, _manifest_text(rows))
     _warn_unlisted(output, {row["name"] for row in rows})
     summary = PrepareSummary(output=str(output), videos=reports, manifest=str(manifest))
-    _write_text_atomic(output / "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
+    atomic_write_text(output / "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
     return summary
 
 
