@@ -89,7 +89,7 @@ def render_rectangle(rect: Rectangle, image_size: int) -> np.ndarray:
 
 
 def make_rectangles(
-    num_images: int, seed: int, image_size: int = 32, split: str = "train"
+    num_images: int, seed: int, image_size: int = 24, split: str = "train"
 ) -> tuple[Tensor, Tensor]:
     """A deterministic set of rotated rectangles.
 
@@ -115,6 +115,6 @@ def make_rectangles(
     return torch.from_numpy(images), torch.from_numpy(angles)
 
 
-def make_test_set(image_size: int = 32, num_images: int = TEST_SIZE) -> tuple[Tensor, Tensor]:
+def make_test_set(image_size: int = 24, num_images: int = TEST_SIZE) -> tuple[Tensor, Tensor]:
     """The fixed test set (128 images by default, seed ``TEST_SEED``)."""
     return make_rectangles(num_images, TEST_SEED, image_size, split="test")

@@ -67,7 +67,7 @@ class NaiveNet(nn.Module):
     """Encoder, then one fully connected layer on the flattened features -> angle (B,) in degrees."""
 
     def __init__(
-        self, image_size: int, block_expansion: int = 16, num_blocks: int = 3, max_features: int = 128
+        self, image_size: int, block_expansion: int = 8, num_blocks: int = 3, max_features: int = 64
     ) -> None:
         super().__init__()
         self.encoder = Encoder(block_expansion, 3, num_blocks, max_features)
@@ -104,9 +104,9 @@ class RegressionNet(_HeatmapNet):
 
     def __init__(
         self,
-        block_expansion: int = 16,
+        block_expansion: int = 8,
         num_blocks: int = 3,
-        max_features: int = 128,
+        max_features: int = 64,
         temperature: float = 0.1,
     ) -> None:
         super().__init__(block_expansion, num_blocks, max_features, temperature, extra=1)
@@ -125,9 +125,9 @@ class PCANet(_HeatmapNet):
 
     def __init__(
         self,
-        block_expansion: int = 16,
+        block_expansion: int = 8,
         num_blocks: int = 3,
-        max_features: int = 128,
+        max_features: int = 64,
         temperature: float = 0.1,
     ) -> None:
         super().__init__(block_expansion, num_blocks, max_features, temperature)
@@ -142,9 +142,9 @@ class PCANet(_HeatmapNet):
 def build_network(
     name: str,
     image_size: int,
-    block_expansion: int = 16,
+    block_expansion: int = 8,
     num_blocks: int = 3,
-    max_features: int = 128,
+    max_features: int = 64,
     temperature: float = 0.1,
 ) -> nn.Module:
     """Build one of :data:`NETWORKS` for square images of side ``image_size``."""

@@ -15,7 +15,6 @@ import io
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from mraa.atomic import atomic_write_text
 from mraa.errors import MRAAError
 from mraa.toy.dataset import TEST_SIZE, make_rectangles, make_test_set
 from mraa.toy.networks import NETWORKS, build_network
@@ -170,18 +170,6 @@ def train_run(
     )
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_results_csv(results: Iterable[RunResult], path: str | os.PathLike) -> None:
     """Write (atomically) one CSV row per run, sorted by network, size and seed."""
     rows = sorted(results, key=lambda r: (NETWORKS.index(r.network) if r.network in NETWORKS else 99, r.key))
@@ -190,7 +178,8 @@ def write_results_csv(results: Iterable[RunResult], path: str | os.PathLike) -> 
     writer.writeheader()
     for row in rows:
         writer.writerow(dataclasses.asdict(row))
-    _atomic_write_text(Path(path), buffer.getvalue())
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def read_results_csv(path: str | os.PathLike) -> list[RunResult]:
@@ -271,7 +260,8 @@ def write_results_table(results: Iterable[RunResult], path: str | os.PathLike) -
         settings = ", ".join(f"{name}={getattr(first, name)}" for name in _RUN_SETTINGS)
         total = sum(r.seconds for r in results)
         text += f"\nSettings: {settings}. Summed run time: {total / 60:.1f} min.\n"
-    _atomic_write_text(Path(path), text)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
 
 
 def run_toy(
