@@ -47,7 +47,14 @@ def load_animator(args: argparse.Namespace, batch_size: int = 4, announce: bool 
             print(
                 f"using the model shipped with mraa ({checkpoint.parent.name}: trained on synthetic figures)"
             )
-    return Animator.from_checkpoint(checkpoint, args.config, device=args.device, batch_size=batch_size)
+    return Animator.from_checkpoint(
+        checkpoint,
+        args.config,
+        device=args.device,
+        batch_size=batch_size,
+        precision=getattr(args, "precision", "fp32"),
+        compile=getattr(args, "compile", False),
+    )
 
 
 def image_tensor(frame: np.ndarray) -> Tensor:

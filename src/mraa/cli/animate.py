@@ -49,6 +49,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--background", default="still", help=BACKGROUND_HELP)
     parser.add_argument("--batch-size", type=int, default=4, help="driving frames per batch (default 4)")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="generator precision: fp32 (default, matches the official outputs) or bf16/fp16 autocast "
+        "(CUDA; faster, but outputs differ beyond the parity tolerance)",
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the generator (CUDA; slow first batch)"
+    )
     parser.add_argument("--fps", type=float, help="output frame rate (default: the driving video's)")
     parser.add_argument(
         "--crop", action="store_true", help="centre-crop inputs to the model's aspect ratio first"
