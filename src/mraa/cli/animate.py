@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     background = background_schedule(args.background)
     info = probe_video(args.driving)
-    animator = load_animator(args, batch_size=args.batch_size, announce=not args.quiet)
+    animator = load_animator(args, batch_size=args.batch_size)
     mode = args.mode or animator.default_mode()
     if mode == "avd" and not animator.has_trained_avd:
         log.warning("the checkpoint has no trained AVD network: mode avd will give poor results")
