@@ -57,6 +57,12 @@ class TrainResult:
     seed: int
     last_losses: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def from_state(cls, log_dir: Path, state) -> TrainResult:
+        """The result of a run whose loop ended in ``state`` (a ``LoopState``)."""
+        return cls(log_dir, state.last_checkpoint, state.next_epoch, state.step, state.pairs_seen, state.seed,
+                   state.last_losses)  # fmt: skip
+
 
 def train(
     cfg: MRAAConfig,
@@ -211,15 +217,7 @@ def _fit(
         )
     finally:
         logger.close()
-    return TrainResult(
-        run.log_dir,
-        state.last_checkpoint,
-        state.next_epoch,
-        state.step,
-        state.pairs_seen,
-        state.seed,
-        state.last_losses,
-    )
+    return TrainResult.from_state(run.log_dir, state)
 
 
 def build_training_dataset(cfg: MRAAConfig, root_dir: str | os.PathLike | None = None) -> Dataset:

@@ -239,12 +239,4 @@ def _fit(
         )
     finally:
         logger.close()
-    return TrainResult(
-        run.log_dir,
-        state.last_checkpoint,
-        state.next_epoch,
-        state.step,
-        state.pairs_seen,
-        state.seed,
-        state.last_losses,
-    )
+    return TrainResult.from_state(run.log_dir, state)
