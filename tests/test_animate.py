@@ -193,6 +193,74 @@ def test_still_background_is_identity_of_generator(tiny_models):
     assert torch.allclose(a, c, atol=1e-6)
 
 
+def _biased_bg_models(tiny_models, bias):
+    """The tiny models with a background predictor that outputs the constant affine ``bias`` (2x3, flat)."""
+    import copy
+
+    models = copy.deepcopy(tiny_models)
+    with torch.no_grad():
+        models.bg_predictor.fc.weight.zero_()
+        models.bg_predictor.fc.bias.copy_(torch.tensor(bias))
+    return models
+
+
+def test_still_background_source_uses_the_predictors_own_estimate(tiny_models):
+    """still_background=source: a still background is bg_predictor(source, source); motions compose on it."""
+    bias = [0.9, 0.05, 0.02, -0.03, 0.95, 0.01]
+    models = _biased_bg_models(tiny_models, bias)
+    source = torch.rand(1, 3, 64, 64)
+    driving = torch.rand(3, 3, 64, 64)
+    calibrated = Animator(models, fuse=False, still_background="source")
+    official = Animator(models, fuse=False)  # default from AnimateParams: identity
+    assert official.still_background == "identity"
+    explicit = ",".join(str(v) for v in bias)
+    still = calibrated.animate(source, driving, mode="standard", background="still")
+    assert torch.allclose(
+        still, official.animate(source, driving, mode="standard", background=explicit), atol=1e-6
+    )
+    assert not torch.allclose(still, official.animate(source, driving, mode="standard", background="still"))
+    # a moving background is applied on top of the reference: R @ T(t)
+    reference = torch.eye(3)
+    reference[:2] = torch.tensor(bias).view(2, 3)
+    shifts = background_schedule("left:0.1").params(torch.arange(3), torch.device("cpu"), torch.float32)
+    schedule = (reference @ shifts).numpy()
+    moving = calibrated.animate(source, driving, mode="standard", background="left:0.1")
+    from mraa.animate import BackgroundMotion
+
+    expected = official.animate(
+        source,
+        driving,
+        mode="standard",
+        background=BackgroundMotion("schedule", matrices=torch.from_numpy(schedule)),
+    )
+    assert torch.allclose(moving, expected, atol=1e-6)
+
+
+def test_still_background_from_config_and_bad_values(tiny_models, tiny_cfg):
+    import copy
+
+    from mraa.config import config_from_dict, to_dict
+
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg.animate_params.still_background = "source"
+    assert Animator(tiny_models, cfg.animate_params, fuse=False).still_background == "source"
+    assert config_from_dict(to_dict(cfg)).animate_params.still_background == "source"  # round trip
+    with pytest.raises(MRAAError, match="still background"):
+        Animator(tiny_models, fuse=False, still_background="zoom")
+    data = to_dict(cfg)
+    data["animate_params"]["still_background"] = "zoom"
+    with pytest.raises(MRAAError, match="still_background"):
+        config_from_dict(data)
+
+
+def test_cli_still_background_option(media, capsys):
+    code, out = _run(media, "--still-background", "source", "--mode", "standard")
+    assert code == 0 and read_video(out).shape[0] == 6
+    assert "relative to the source's own estimate" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        _run(media, "--still-background", "zoom")
+
+
 def test_fuse_conv_bn_matches(tiny_models):
     import copy
 

@@ -28,6 +28,7 @@ from mraa.modules import AVDNetwork
 log = logging.getLogger(__name__)
 
 MODES = ("standard", "relative", "avd")
+STILL_BACKGROUNDS = ("identity", "source")
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL_DIR = PACKAGE_DIR / "assets" / "default"
 
@@ -221,6 +222,7 @@ class SourceState:
     features: list[Tensor]  # generator encoder features, finest first
     small: Tensor | None  # source at the flow predictor's scale
     gaussians: Tensor | None  # (1, K, h, w) source Gaussians of the flow predictor
+    bg_reference: Tensor | None = None  # (1, 3, 3) what a still background is, None for the identity
 
 
 @dataclass
@@ -245,6 +247,9 @@ class Animator:
         precision: ``fp32`` (default, exact), or ``bf16`` / ``fp16`` autocast of the generator on CUDA
             (faster, but changes the output beyond the parity tolerance: measure before relying on it).
         compile: wrap the generator in ``torch.compile`` (CUDA; first batches are slow while compiling).
+        still_background: ``identity`` (official) or ``source`` (the background predictor's output for the
+            source and itself; other background motions are applied on top of it). Default: the config's
+            ``animate_params.still_background``.
     """
 
     def __init__(
@@ -258,6 +263,7 @@ class Animator:
         config: MRAAConfig | None = None,
         precision: str = "fp32",
         compile: bool = False,
+        still_background: str | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.models = copy.deepcopy(models) if fuse else models
@@ -278,6 +284,11 @@ class Animator:
         if precision == "fp16" and self.device.type != "cuda":
             raise MRAAError("fp16 autocast needs CUDA; use bf16 or fp32 on this device")
         self.precision = precision
+        self.still_background = still_background or self.animate_params.still_background
+        if self.still_background not in STILL_BACKGROUNDS:
+            raise MRAAError(
+                f"still background must be {' or '.join(STILL_BACKGROUNDS)}, got {self.still_background!r}"
+            )
         # NHWC is faster for oneDNN convolutions on CPU; results are the same up to rounding
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         for _, module in self.models.items():
@@ -351,7 +362,10 @@ class Animator:
         if flow is not None:
             small = flow.downscale(source)
             gaussians = flow._gaussians(params, small.shape[2:])
-        return SourceState(source, params, generator.encode(source), small, gaussians)
+        reference = None
+        if self.still_background == "source" and self.models.bg_predictor.fc is not None:
+            reference = self.models.bg_predictor(source, source)
+        return SourceState(source, params, generator.encode(source), small, gaussians, reference)
 
     @torch.no_grad()
     def region_params(self, frames: Tensor) -> RegionParams:
@@ -427,6 +441,9 @@ class Animator:
                     bg = self.models.bg_predictor(state.image.expand(batch.shape[0], -1, -1, -1), batch)
                 else:
                     bg = background.params(indices, self.device, batch.dtype)
+                    if state.bg_reference is not None:  # motions are relative to the model's still background
+                        ref = state.bg_reference.to(batch.dtype)
+                        bg = ref.expand(batch.shape[0], 3, 3) if bg is None else ref @ bg
                 out = self.render(state, params, bg)
                 count += batch.shape[0]
                 if bar is not None:

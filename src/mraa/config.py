@@ -190,6 +190,10 @@ class AnimateParams:
     num_pairs: int = 50
     format: str = ".mp4"
     mode: str = "avd"
+    # mraa extension: what a still background is. ``identity`` (the official behaviour) or ``source``: the
+    # background predictor's estimate between the source and itself, for models whose predictor learned a
+    # constant bias in training (e.g. a slight zoom that keeps the zero-padded border out of the frame)
+    still_background: str = "identity"
 
 
 @dataclass
@@ -376,4 +380,9 @@ def validate(cfg: MRAAConfig) -> None:
     if cfg.animate_params.mode not in ("standard", "relative", "avd"):
         raise MRAAError(
             f"animate_params.mode must be standard, relative or avd, got {cfg.animate_params.mode!r}"
+        )
+    if cfg.animate_params.still_background not in ("identity", "source"):
+        raise MRAAError(
+            "animate_params.still_background must be identity or source, "
+            f"got {cfg.animate_params.still_background!r}"
         )

@@ -54,6 +54,7 @@ def load_animator(args: argparse.Namespace, batch_size: int = 4, announce: bool 
         batch_size=batch_size,
         precision=getattr(args, "precision", "fp32"),
         compile=getattr(args, "compile", False),
+        still_background=getattr(args, "still_background", None),
     )
 
 

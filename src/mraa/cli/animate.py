@@ -48,6 +48,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "network, else relative)",
     )
     parser.add_argument("--background", default="still", help=BACKGROUND_HELP)
+    parser.add_argument(
+        "--still-background",
+        choices=("identity", "source"),
+        help="what a still background is: identity (the official behaviour) or source (the background "
+        "predictor's output for the source and itself; the other --background motions apply on top). "
+        "Default: the config's animate_params.still_background (source for the shipped model)",
+    )
     parser.add_argument("--batch-size", type=int, default=4, help="driving frames per batch (default 4)")
     parser.add_argument(
         "--precision",
@@ -103,8 +110,10 @@ def run(args: argparse.Namespace) -> int:
     mode = args.mode or animator.default_mode()
     if mode == "avd" and not animator.has_trained_avd:
         log.warning("the checkpoint has no trained AVD network: mode avd will give poor results")
+    reference = "" if animator.still_background == "identity" else " (relative to the source's own estimate)"
     print(
-        f"mode: {mode}{'' if args.mode else ' (default for this checkpoint)'}; background: {args.background}"
+        f"mode: {mode}{'' if args.mode else ' (default for this checkpoint)'}; "
+        f"background: {args.background}{reference}"
     )
     size = animator.image_size
     source, source_uint8 = load_source(args.source, size, args.crop)
