@@ -4,8 +4,8 @@
 #
 #   bash scripts/train_default.sh [DATA_DIR] [RUNS_DIR]      (defaults: data/synth64 runs)
 #
-# On 2 CPU cores this takes about 2 hours (reconstruction 26 epochs x 2,000 pairs at ~4 min an epoch, AVD a
-# few minutes); a GPU is used when one is visible.
+# On 2 CPU cores this takes about 2 hours (reconstruction 26 epochs x 2,000 pairs at ~4 min an epoch, AVD about
+# 15 min); a GPU is used when one is visible.
 set -euo pipefail
 
 DATA=${1:-data/synth64}
