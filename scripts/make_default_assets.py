@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "src" / "mraa" / "assets" / "default"
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--data", required=True, help="synthetic dataset with test/ (held-out videos)")
@@ -37,13 +37,25 @@ def main() -> None:
     )
     parser.add_argument("--driving-frames", type=int, default=64)
     parser.add_argument(
+        "--earlier-epochs",
+        type=int,
+        nargs="*",
+        default=[],
+        help="reconstruction epochs of the earlier runs whose weights this run started from, in order "
+        "(the first stages of scripts/train_default.sh); recorded with this run's epochs",
+    )
+    parser.add_argument(
         "--still-background",
         choices=("identity", "source"),
         default="source",
         help="animate_params.still_background written into the shipped config (default: source, because the "
         "background predictor learns a constant slight zoom; see configs/synth64.yaml)",
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
 
     from mraa.animate import Animator
     from mraa.checkpoint import (
@@ -89,7 +101,9 @@ def main() -> None:
         "reconstruction_l1": summary.get("l1"),
         "no_motion_baseline_l1": summary.get("baseline_l1"),
         "ratio": (summary.get("l1") / summary.get("baseline_l1")) if summary.get("baseline_l1") else None,
-        "reconstruction_epochs": cfg.train_params.num_epochs,
+        "reconstruction_epochs": sum(args.earlier_epochs) + cfg.train_params.num_epochs,
+        "reconstruction_stages": [*args.earlier_epochs, cfg.train_params.num_epochs],
+        "separation_weight": cfg.train_params.loss_weights.separation,
         "pairs_per_epoch": cfg.train_params.num_repeats
         * len(FramesDataset(args.data, frame_shape=test.frame_shape, is_train=True)),
         "avd_epochs": cfg.train_avd_params.num_epochs,

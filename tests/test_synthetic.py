@@ -194,11 +194,27 @@ class TestCLI:
         assert main(argv) == 0
         assert read_video(out / "train" / "000000_humanoid.mp4").shape == (4, 32, 32, 3)
 
+    def test_synth_motion_options(self, tmp_path):
+        out = tmp_path / "ds"
+        argv = ["synth", "--out", str(out), "--num-train", "1", "--num-test", "0", "--size", "32",
+                "--frames", "6", "--format", "png", "--global-motion", "0", "--motion-speed", "2",
+                "--fill", "0.4", "0.6", "--quiet"]  # fmt: skip
+        assert main(argv) == 0
+        config = json.loads((out / "metadata.json").read_text())["config"]
+        assert config["global_motion"] == 0 and config["motion_speed"] == 2 and config["fill"] == [0.4, 0.6]
+        cfg = SynthConfig(size=32, num_frames=6, global_motion=0, motion_speed=2, fill=(0.4, 0.6))
+        _, parts = render_video(0, 0, cfg, return_parts=True)  # video 0 is a humanoid, part 0 its torso
+        assert np.allclose(parts.centers[:, 0], parts.centers[0, 0], atol=1e-4)  # no global motion
+        assert np.abs(parts.centers[:, 1:] - parts.centers[:1, 1:]).max() > 0.5  # the limbs move
+        _, moving = render_video(0, 0, SynthConfig(size=32, num_frames=6), return_parts=True)
+        assert np.abs(moving.centers[:, 0] - moving.centers[0, 0]).max() > 0.05
+
     @pytest.mark.parametrize(
         "extra, message",
         [(["--size", "8"], "size"), (["--frames", "1"], "frames"),
          (["--figures", "humanoid,dragon"], "dragon"), (["--camera-motion", "2"], "camera"),
-         (["--num-train", "0", "--num-test", "0"], "videos")],
+         (["--num-train", "0", "--num-test", "0"], "videos"), (["--global-motion", "-1"], "global_motion"),
+         (["--motion-speed", "-0.5"], "motion_speed"), (["--fill", "0.9", "0.5"], "fill")],
     )  # fmt: skip
     def test_synth_errors(self, tmp_path, capsys, extra, message):
         assert main(["synth", "--out", str(tmp_path / "ds"), "--quiet", *extra]) == 2

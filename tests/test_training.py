@@ -15,7 +15,7 @@ from mraa.checkpoint import has_trained_avd, read_checkpoint
 from mraa.cli import main
 from mraa.config import MRAAConfig, apply_overrides, load_config
 from mraa.errors import MRAAError
-from mraa.losses import Vgg19Features
+from mraa.losses import Vgg19Features, separation_loss
 from mraa.models import build_models
 from mraa.training.common import PairsLRSchedule, find_latest_checkpoint
 from mraa.training.reconstruction_model import ReconstructionModel, disable_perceptual, load_vgg
@@ -76,6 +76,32 @@ def state_equal(a: dict, b: dict) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ losses
+class TestSeparationLoss:
+    def test_values(self):
+        together = torch.zeros(3, 4, 2)
+        assert separation_loss(together, 0.1).item() == pytest.approx(1.0)
+        apart = torch.tensor([[[-0.8, -0.8], [0.8, -0.8], [-0.8, 0.8], [0.8, 0.8]]])
+        assert separation_loss(apart, 0.1).item() < 1e-12
+        pair = torch.tensor([[[0.0, 0.0], [0.3, 0.0]]])
+        assert separation_loss(pair, 0.2).item() == pytest.approx(math.exp(-0.09 / 0.08))
+        single = torch.zeros(2, 1, 2, requires_grad=True)
+        loss = separation_loss(single, 0.1)
+        loss.backward()
+        assert loss.item() == 0 and single.grad is not None
+
+    def test_gradient_pushes_regions_apart(self):
+        g = torch.Generator().manual_seed(0)
+        shift = (torch.rand(2, 5, 2, generator=g, dtype=torch.float64) - 0.5) * 0.1
+        assert torch.autograd.gradcheck(lambda x: separation_loss(x, 0.1), (shift.requires_grad_(),))
+        x = shift.detach().clone().requires_grad_()
+        spread_before = torch.pdist(x[0].detach()).min()
+        for _ in range(20):
+            loss = separation_loss(x, 0.1)
+            (grad,) = torch.autograd.grad(loss, x)
+            x = (x - 0.01 * grad / grad.abs().max()).detach().requires_grad_()
+        assert separation_loss(x, 0.1) < loss and torch.pdist(x[0].detach()).min() > spread_before
+
+
 class TestReconstructionModel:
     def test_two_steps_finite_losses_and_parameters_change(self):
         cfg = tiny_config()
@@ -129,6 +155,28 @@ class TestReconstructionModel:
         assert set(losses) == {"perceptual", "equivariance_shift", "equivariance_affine"}
         losses["perceptual"].backward()
         assert models.generator.final.weight.grad.abs().sum() > 0
+
+    def test_separation_loss_term(self):
+        cfg = tiny_config(
+            "train_params.loss_weights.separation=2", "train_params.loss_weights.separation_sigma=0.2"
+        )
+        models = make_models(cfg)
+        model = ReconstructionModel(
+            models.region_predictor, models.bg_predictor, models.generator, cfg.train_params
+        )
+        batch = {"source": PairsDataset().images[:2, 0], "driving": PairsDataset().images[:2, 1]}
+        losses, generated = model(batch)
+        assert set(losses) == {"l1", "equivariance_shift", "equivariance_affine", "separation"}
+        shifts = torch.cat(
+            [generated["source_region_params"]["shift"], generated["driving_region_params"]["shift"]]
+        )
+        assert torch.allclose(losses["separation"], 2 * separation_loss(shifts, 0.2))
+        losses["separation"].backward()
+        assert models.region_predictor.regions.weight.grad.abs().sum() > 0
+        with pytest.raises(MRAAError, match="separation"):
+            tiny_config("train_params.loss_weights.separation=-1")
+        with pytest.raises(MRAAError, match="separation_sigma"):
+            tiny_config("train_params.loss_weights.separation_sigma=0")
 
     def test_refuses_perceptual_without_vgg_weights(self):
         cfg = load_config(TINY)

@@ -147,6 +147,8 @@ class LossWeights:
     equivariance_shift: float = 10.0
     equivariance_affine: float = 10.0
     l1: float = 0.0  # mraa extension: multi-scale L1 reconstruction loss (for training without VGG weights)
+    separation: float = 0.0  # mraa extension: keeps region centres apart (see mraa.losses.separation_loss)
+    separation_sigma: float = 0.1  # mraa extension: its length scale, in normalised [-1, 1] coordinates
 
 
 @dataclass
@@ -380,6 +382,12 @@ def validate(cfg: MRAAConfig) -> None:
     if cfg.animate_params.mode not in ("standard", "relative", "avd"):
         raise MRAAError(
             f"animate_params.mode must be standard, relative or avd, got {cfg.animate_params.mode!r}"
+        )
+    weights = cfg.train_params.loss_weights
+    if weights.separation < 0 or weights.separation_sigma <= 0:
+        raise MRAAError(
+            "train_params.loss_weights.separation must be >= 0 and separation_sigma > 0, "
+            f"got {weights.separation} and {weights.separation_sigma}"
         )
     if cfg.animate_params.still_background not in ("identity", "source"):
         raise MRAAError(

@@ -1,4 +1,4 @@
-"""Training losses: multi-scale VGG19 perceptual loss and the equivariance losses."""
+"""Training losses: multi-scale VGG19 perceptual loss, the equivariance losses and region separation."""
 
 from __future__ import annotations
 
@@ -145,3 +145,23 @@ def equivariance_losses(
         eye = torch.eye(2, dtype=value.dtype, device=value.device).view(1, 1, 2, 2)
         losses["equivariance_affine"] = affine_weight * (eye - value).abs().mean()
     return losses
+
+
+def separation_loss(shift: Tensor, sigma: float) -> Tensor:
+    """Mean over ordered pairs of distinct regions of ``exp(-|mu_k - mu_l|^2 / (2 sigma^2))``.
+
+    The separation constraint of Zhang et al. (CVPR 2018, unsupervised landmark discovery) applied to the
+    region centres: 1 when all regions sit on the same point, near 0 once they are a few ``sigma`` apart. It
+    is an mraa extension (``loss_weights.separation``, off in the official configs) for small training runs,
+    where all regions tend to settle on the same blob and follow only the object's global motion.
+
+    Args:
+        shift: (B, K, 2) region centres in [-1, 1] coordinates.
+        sigma: length scale in the same units.
+    """
+    num_regions = shift.shape[1]
+    if num_regions < 2:
+        return shift.sum() * 0.0
+    d2 = (shift[:, :, None, :] - shift[:, None, :, :]).pow(2).sum(-1)  # (B, K, K)
+    off_diagonal = ~torch.eye(num_regions, dtype=torch.bool, device=shift.device)
+    return torch.exp(-d2 / (2 * sigma**2))[:, off_diagonal].mean()

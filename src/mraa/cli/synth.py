@@ -50,6 +50,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=0.5,
         help="probability that a video's background drifts smoothly, 0 to 1 (default 0.5)",
     )
+    parser.add_argument(
+        "--global-motion",
+        type=float,
+        default=1.0,
+        help="scale of the whole figure's translation, zoom and rotation; 0 = only the joints move (default 1)",
+    )
+    parser.add_argument(
+        "--motion-speed",
+        type=float,
+        default=1.0,
+        help="multiplies the frequencies of the joint-angle trajectories (default 1)",
+    )
+    parser.add_argument(
+        "--fill",
+        type=float,
+        nargs=2,
+        default=(0.5, 0.8),
+        metavar=("LOW", "HIGH"),
+        help="range of the figure's size as a fraction of the frame (default 0.5 0.8)",
+    )
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate of the mp4 files (default 25)")
     parser.add_argument("--overwrite", action="store_true", help="replace the dataset in a non-empty OUT")
     parser.add_argument("--preview", type=Path, help="also write a PNG grid of a few training videos")
@@ -67,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         figure_types=_names(args.figures),
         camera_motion=args.camera_motion,
         backgrounds=_names(args.backgrounds),
+        fill=tuple(args.fill),
+        motion_speed=args.motion_speed,
+        global_motion=args.global_motion,
         fps=args.fps,
     )
     if args.preview is not None:

@@ -8,6 +8,8 @@ multiplied by its weight from ``train_params.loss_weights``):
 - ``l1``: multi-scale L1 on the same pyramid (mraa extension for training without VGG weights).
 - ``equivariance_shift`` / ``equivariance_affine``: the regions of a randomly warped (affine + TPS) driving
   frame must move with the warp.
+- ``separation``: keeps the region centres of the source and driving frames apart (mraa extension, see
+  :func:`mraa.losses.separation_loss`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ from torch import Tensor, nn
 from mraa.config import MRAAConfig, TrainParams, apply_overrides
 from mraa.errors import MRAAError
 from mraa.geometry import Transform
-from mraa.losses import ImagePyramid, Vgg19Features, equivariance_losses, perceptual_loss
+from mraa.losses import (
+    ImagePyramid,
+    Vgg19Features,
+    equivariance_losses,
+    perceptual_loss,
+    separation_loss,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +104,8 @@ class ReconstructionModel(nn.Module):
         self.l1_weight = float(weights.l1)
         self.shift_weight = float(weights.equivariance_shift)
         self.affine_weight = float(weights.equivariance_affine)
+        self.separation_weight = float(weights.separation)
+        self.separation_sigma = float(weights.separation_sigma)
         self.pyramid = ImagePyramid(tuple(train_params.scales), generator.num_channels)
         if uses_perceptual(train_params):
             if vgg is None:
@@ -159,6 +169,9 @@ class ReconstructionModel(nn.Module):
             losses["l1"] = self.l1_weight * total
         if self.shift_weight or self.affine_weight:
             losses.update(self._equivariance(driving, driving_region_params, generated))
+        if self.separation_weight:
+            shifts = torch.cat([source_region_params["shift"], driving_region_params["shift"]])  # (2B, K, 2)
+            losses["separation"] = self.separation_weight * separation_loss(shifts, self.separation_sigma)
         return losses, generated
 
     def _equivariance(
