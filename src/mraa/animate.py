@@ -17,13 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from mraa.config import AnimateParams, MRAAConfig
+from mraa.devices import resolve_device
 from mraa.errors import MRAAError
 from mraa.geometry import RegionParams, convex_hull_area
 from mraa.models import MRAAModels
 from mraa.modules import AVDNetwork
+from mraa.modules.fusion import fuse_conv_bn
 
 log = logging.getLogger(__name__)
 
@@ -184,35 +186,6 @@ class BackgroundMotion:
 
 
 # ----------------------------------------------------------------------------- inference helpers
-def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
-    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-    with torch.no_grad():
-        conv.weight.mul_(scale.view(-1, 1, 1, 1))
-        bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
-        new_bias = (bias - norm.running_mean) * scale + norm.bias
-        if conv.bias is None:
-            conv.bias = nn.Parameter(new_bias)
-        else:
-            conv.bias.copy_(new_bias)
-
-
-def fuse_conv_bn(module: nn.Module) -> nn.Module:
-    """Fold every eval-mode BatchNorm that directly follows a conv into that conv, in place: ``.conv``
-    then ``.norm`` in the down/up/same blocks, ``conv1`` then ``norm2`` in residual blocks. Exact up to
-    float rounding; only for inference (the module no longer matches the official state dict)."""
-    from mraa.modules.blocks import ResBlock2d
-
-    for child in module.modules():
-        conv, norm = getattr(child, "conv", None), getattr(child, "norm", None)
-        if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
-            _fold(conv, norm)
-            child.norm = nn.Identity()
-        if isinstance(child, ResBlock2d) and isinstance(child.norm2, nn.BatchNorm2d):
-            _fold(child.conv1, child.norm2)
-            child.norm2 = nn.Identity()
-    return module
-
-
 @dataclass
 class SourceState:
     """Everything about the source image that does not depend on the driving frame."""
@@ -499,22 +472,6 @@ def iter_batches(frames: Iterable[Tensor] | Tensor, batch_size: int) -> Iterator
             pending = pending[batch_size:]
     if pending:
         yield torch.stack(pending)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """Validate a device string (cpu, cuda, cuda:N, mps) with a clear error when it is unavailable."""
-    name = str(device)
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise MRAAError(f"unknown device {name!r} (use cpu, cuda, cuda:N or mps)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise MRAAError("device cuda requested but CUDA is not available on this machine")
-    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise MRAAError("device mps requested but MPS is not available on this machine")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise MRAAError(f"unsupported device {name!r} (use cpu, cuda or mps)")
-    return dev
 
 
 def default_checkpoint() -> Path:

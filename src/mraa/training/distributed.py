@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from mraa.devices import resolve_device
 from mraa.errors import MRAAError
 
 log = logging.getLogger(__name__)
@@ -37,16 +38,6 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/"auto" -> cuda when available else cpu; checks that a requested CUDA device exists."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MRAAError(f"device {device} requested but CUDA is not available (use --device cpu)")
-    return device
 
 
 def init_distributed(device: str | torch.device | None = None) -> DistInfo:
