@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import random
 import re
@@ -22,7 +23,7 @@ from mraa.training.distributed import DistInfo
 log = logging.getLogger(__name__)
 
 # stream tags mixed into derived seeds, so that each random stream is independent of the others
-SEED_GLOBAL, SEED_LOADER, SEED_TRANSFORM, SEED_SCALE = 0, 1, 2, 3
+SEED_GLOBAL, SEED_LOADER, SEED_TRANSFORM = 0, 1, 2
 
 
 def derive_seed(*keys: int) -> int:
@@ -50,6 +51,48 @@ def set_deterministic(enabled: bool) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_schedule(params: Any, section: str, betas: tuple[float, ...] | None = None) -> None:
+    """Refuse schedule values that cannot train (``params``: ``TrainParams`` or ``TrainAVDParams``).
+
+    Checked before a run writes anything: positive epochs, repeats, batch size and checkpoint frequency,
+    workers and milestones >= 0, a finite learning rate >= 0, Adam betas in [0, 1), AVD weights >= 0.
+    """
+    problems = [
+        f"{section}.{name} must be a positive integer, got {getattr(params, name)!r}"
+        for name in ("num_epochs", "num_repeats", "batch_size", "checkpoint_freq")
+        if not (_is_int(getattr(params, name)) and getattr(params, name) > 0)
+    ]
+    if not (_is_int(params.dataloader_workers) and params.dataloader_workers >= 0):
+        problems.append(
+            f"{section}.dataloader_workers must be an integer >= 0, got {params.dataloader_workers!r}"
+        )
+    if not all(_is_int(m) and m >= 0 for m in params.epoch_milestones):
+        problems.append(
+            f"{section}.epoch_milestones must be integers >= 0, got {list(params.epoch_milestones)}"
+        )
+    numbers = {"lr": params.lr}
+    numbers.update(
+        {
+            n: getattr(params, n)
+            for n in ("random_scale", "lambda_shift", "lambda_affine")
+            if hasattr(params, n)
+        }
+    )
+    for name, value in numbers.items():
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            problems.append(f"{section}.{name} must be a finite number >= 0, got {value!r}")
+    if betas is not None and (
+        len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)
+    ):
+        problems.append(f"train_params.betas must be two numbers in [0, 1), got {list(betas)}")
+    if problems:
+        raise MRAAError("; ".join(problems))
 
 
 def autocast(device: torch.device, amp: str | None) -> contextlib.AbstractContextManager:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mraa.atomic import atomic_write_text
+from mraa.training.rundir import run_file_name
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,7 @@ class TrainLogger:
     ) -> None:
         self.log_dir = Path(log_dir)
         self.enabled = enabled
-        self.metrics_path = self.log_dir / (
-            "metrics.jsonl" if mode == "reconstruction" else f"metrics-{mode}.jsonl"
-        )
+        self.metrics_path = self.log_dir / run_file_name("metrics", mode, ".jsonl")
         self.image_dir = self.log_dir / "train-vis"
         self._file = None
         self._writer = None

@@ -1,4 +1,8 @@
-"""The epoch loop shared by reconstruction and AVD training.
+"""The training loop shared by reconstruction and AVD training: :func:`fit`, read top to bottom.
+
+``fit`` checks the values, the run folder and the starting checkpoint, then builds the optimizer and the
+learning-rate schedule, and runs the epochs, saving checkpoints and logging metrics. What differs between
+the two trainings (which networks train, which are saved, which parameters) is a :class:`Task`.
 
 Randomness is a pure function of (run seed, epoch, rank): at the start of every epoch the global RNGs, the
 data order, the data-loader worker seeds and the loss-side generator (equivariance warps / AVD scaling) are
@@ -11,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +25,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from mraa.atomic import atomic_path
-from mraa.checkpoint import load_checkpoint
-from mraa.config import MRAAConfig, save_config
+from mraa.atomic import atomic_path, remove_stale_temps
+from mraa.checkpoint import load_checkpoint, save_checkpoint
+from mraa.config import MRAAConfig, TrainAVDParams, TrainParams, save_config
 from mraa.errors import MRAAError
 from mraa.models import MRAAModels
 from mraa.training.common import (
@@ -32,17 +36,91 @@ from mraa.training.common import (
     EpochLoader,
     PairsLRSchedule,
     autocast,
+    check_amp,
+    check_schedule,
+    checkpoint_path,
     derive_seed,
-    find_latest_checkpoint,
     new_run_seed,
     seed_everything,
+    set_deterministic,
 )
-from mraa.training.distributed import DistInfo, all_reduce_mean, barrier, broadcast_int
+from mraa.training.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    broadcast_int,
+    cleanup_distributed,
+    init_distributed,
+    maybe_sync_batchnorm,
+    wrap_ddp,
+)
 from mraa.training.logger import RunningMeans, TrainLogger
+from mraa.training.rundir import RunExistsError, check_run_dir, clear_run, run_file_name, run_tag
 
 log = logging.getLogger(__name__)
 
 STATE_KEY = "mraa_train_state"  # our extra checkpoint entry for exact resumption
+
+__all__ = ["RunExistsError", "RunOptions", "Task", "TrainResult", "fit", "run_epochs"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a training (the same choices for reconstruction and AVD training).
+
+    Args:
+        checkpoint: the checkpoint to start from (see each training for its meaning).
+        resume: continue the run in the log folder, restoring weights, optimizer, learning-rate position,
+            epoch, pairs seen and seed.
+        overwrite: a log folder holding a previous run is cleared first (otherwise it is refused).
+        device: "cpu", "cuda", "cuda:1"...; None picks CUDA when available. Under ``torchrun`` each
+            process uses ``cuda:LOCAL_RANK``.
+        seed: run seed (saved for resuming); None draws one, or reuses the resumed run's.
+        deterministic: request deterministic kernels (``torch.use_deterministic_algorithms``).
+        amp: "bf16" for bfloat16 autocast (meant for CUDA), None for float32.
+        num_workers: data-loader workers (default: the config's ``dataloader_workers``).
+        progress, tensorboard, visualize: the progress bar, TensorBoard logs, one picture per epoch.
+    """
+
+    checkpoint: str | os.PathLike | None = None
+    resume: bool = False
+    overwrite: bool = False
+    device: str | torch.device | None = None
+    seed: int | None = None
+    deterministic: bool = False
+    amp: str | None = None
+    num_workers: int | None = None
+    progress: bool = True
+    tensorboard: bool = True
+    visualize: bool = True
+
+
+@dataclass(frozen=True)
+class Task:
+    """What one kind of training trains and saves.
+
+    Args:
+        mode: "reconstruction" or "avd": checkpoint names ``*-cpk-<mode>.pth``, keys ``optimizer_<mode>``
+            and ``epoch_<mode>``, the config and metrics file names.
+        params: the schedule (``cfg.train_params`` or ``cfg.train_avd_params``).
+        build: the training model, ``model(batch) -> (losses, outputs)``, from the loss-side generator.
+        trainable: the parameters the optimizer updates, from the (built) training model.
+        start: ``(log_dir, options) -> (checkpoint or None, resume it?)``: the file to start from.
+        require: networks the starting checkpoint must hold; save: networks each checkpoint holds.
+        supersedes: other modes whose runs in the same folder a new run makes stale (cleared with it).
+        visualize: ``(batch, outputs) -> uint8 picture`` for the end of each epoch.
+    """
+
+    mode: str
+    params: TrainParams | TrainAVDParams
+    build: Callable[[torch.Generator], nn.Module]
+    trainable: Callable[[nn.Module], Iterable[nn.Parameter]]
+    start: Callable[[Path, RunOptions], tuple[Path | None, bool]]
+    require: tuple[str, ...]
+    save: tuple[str, ...]
+    supersedes: tuple[str, ...] = ()
+    visualize: Callable[[dict[str, Tensor], dict], np.ndarray] | None = None
+    find_unused_parameters: bool = False
 
 
 @dataclass
@@ -71,6 +149,291 @@ class LoopState:
         }
 
 
+@dataclass
+class TrainResult:
+    """Summary of a finished (or already complete) run."""
+
+    log_dir: Path
+    checkpoint: Path | None  # the last checkpoint written by this call
+    epochs: int  # epochs completed in total
+    steps: int
+    pairs_seen: int
+    seed: int
+    last_losses: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_state(cls, log_dir: Path, state: LoopState) -> TrainResult:
+        """The result of a run whose loop ended in ``state``."""
+        return cls(log_dir, state.last_checkpoint, state.next_epoch, state.step, state.pairs_seen, state.seed,
+                   state.last_losses)  # fmt: skip
+
+
+@dataclass
+class RunSetup:
+    """What :func:`open_run` found and built: the starting checkpoint, the data loader and the position."""
+
+    log_dir: Path
+    start: Path | None  # checkpoint loaded into the models, if any
+    data: dict[str, Any]  # its raw contents (optimizer state etc.)
+    resuming: bool
+    loader: EpochLoader
+    state: LoopState
+
+
+# ----------------------------------------------------------------------------------------- the loop
+def fit(
+    cfg: MRAAConfig,
+    models: MRAAModels,
+    dataset: Dataset,
+    log_dir: str | os.PathLike,
+    *,
+    task: Task,
+    options: RunOptions,
+) -> TrainResult:
+    """Train ``task`` on ``dataset``, writing checkpoints, the config and metrics to ``log_dir``.
+
+    Nothing is written before the values, the run folder and the starting checkpoint are checked.
+    """
+    log_dir = Path(log_dir)
+    stale, start, resume = check_start(cfg, log_dir, task=task, options=options)
+    info = init_distributed(options.device)
+    try:
+        set_deterministic(options.deterministic)
+        amp = check_amp(info.device, options.amp)
+        if info.is_main:
+            clear_run(log_dir, stale)
+        run = open_run(
+            cfg, models, dataset, log_dir, info, task=task, options=options, start=start, resume=resume
+        )
+        models.to(info.device)
+        rng = torch.Generator()  # the loss-side randomness, re-seeded every epoch
+        model = maybe_sync_batchnorm(task.build(rng).to(info.device), cfg.train_params.use_sync_bn, info)
+        optimizer, schedule = make_optimizer(cfg, task, task.trainable(model), run)
+        ddp_model = wrap_ddp(model, info, find_unused_parameters=task.find_unused_parameters)
+        if not _report_plan(task, run, info):  # already trained for num_epochs
+            return TrainResult.from_state(log_dir, run.state)
+        save = checkpoint_writer(cfg, models, optimizer, schedule, task=task, info=info, log_dir=log_dir)
+        logger = TrainLogger(log_dir, enabled=info.is_main, mode=task.mode, tensorboard=options.tensorboard)
+        logger.truncate_after(run.state.pairs_seen)
+        try:
+            state = run_epochs(
+                ddp_model,
+                optimizer,
+                schedule,
+                run.loader,
+                run.state,
+                info=info,
+                num_epochs=task.params.num_epochs,
+                checkpoint_freq=task.params.checkpoint_freq,
+                save=save,
+                logger=logger,
+                rng=rng,
+                amp=amp,
+                visualize=task.visualize if options.visualize else None,
+                progress=options.progress,
+                desc=run_tag(task.mode),
+            )
+        finally:
+            logger.close()
+        return TrainResult.from_state(log_dir, state)
+    finally:
+        cleanup_distributed(info)
+
+
+def check_start(
+    cfg: MRAAConfig, log_dir: Path, *, task: Task, options: RunOptions
+) -> tuple[list[Path], Path | None, bool]:
+    """Checks made before anything is written: the values, the run folder and the starting checkpoint.
+
+    Returns:
+        The previous run's files to clear (``overwrite``), the checkpoint to start from, whether to resume it.
+    """
+    section = "train_params" if task.mode == "reconstruction" else f"train_{task.mode}_params"
+    check_schedule(task.params, section, betas=cfg.train_params.betas)
+    if options.num_workers is not None and options.num_workers < 0:
+        raise MRAAError(f"the number of data-loader workers must be >= 0, got {options.num_workers}")
+    stale = check_run_dir(
+        log_dir, (task.mode, *task.supersedes), resume=options.resume, overwrite=options.overwrite
+    )
+    start, resume = task.start(log_dir, options)
+    if start is not None and Path(start).resolve() in {path.resolve() for path in stale}:
+        raise MRAAError(
+            f"the starting checkpoint {start} belongs to the run in {log_dir} that would be cleared"
+        )
+    return stale, start, resume
+
+
+def run_epochs(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: PairsLRSchedule,
+    loader: EpochLoader,
+    state: LoopState,
+    *,
+    info: DistInfo,
+    num_epochs: int,
+    checkpoint_freq: int,
+    save: Callable[[int, LoopState], Path],
+    logger: TrainLogger,
+    rng: torch.Generator,
+    amp: str | None = None,
+    visualize: Callable[[dict[str, Tensor], dict], np.ndarray] | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> LoopState:
+    """Train from ``state.next_epoch`` to ``num_epochs``; ``model(batch)`` returns ``(losses, outputs)``.
+
+    ``save(epoch, state)`` is called on the main process every ``checkpoint_freq`` epochs and after the last.
+    """
+    for epoch in range(state.next_epoch, num_epochs):
+        seed_everything(derive_seed(state.seed, epoch, info.rank, SEED_GLOBAL))
+        rng.manual_seed(derive_seed(state.seed, epoch, info.rank, SEED_TRANSFORM))
+        model.train()
+        means = RunningMeans()
+        batch = outputs = None
+        bar = _progress_bar(loader, epoch, num_epochs, desc, enabled=progress and info.is_main)
+        for raw in bar:
+            schedule.update(state.pairs_seen)
+            batch = _to_device(raw, info.device)
+            values, outputs = train_step(
+                model, optimizer, batch, info=info, amp=amp, where=(epoch, state.step)
+            )
+            state.step += 1
+            state.pairs_seen += loader.batch_size
+            means.add(values)
+            state.last_losses = values
+            lr = schedule.get_last_lr()[0]
+            logger.log_step(
+                {"epoch": epoch, "step": state.step, "pairs_seen": state.pairs_seen, "lr": lr, **values}
+            )
+            bar.set_postfix(loss=f"{values['loss']:.4g}", refresh=False)
+        bar.close()
+        state.next_epoch = epoch + 1
+        logger.log_epoch(epoch, means.means(), state.pairs_seen, state.step)
+        if visualize is not None and info.is_main and batch is not None:
+            logger.save_image(f"{epoch:08d}-{desc}", visualize(batch, outputs), step=state.step)
+        if (epoch + 1) % max(checkpoint_freq, 1) == 0 or epoch + 1 == num_epochs:
+            if info.is_main:
+                state.last_checkpoint = save(epoch, state)
+                log.info("saved %s", state.last_checkpoint)
+            barrier(info)
+    return state
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: dict[str, Tensor],
+    *,
+    info: DistInfo,
+    amp: str | None,
+    where: tuple[int, int],
+) -> tuple[dict[str, float], dict]:
+    """One optimisation step on ``batch``: the loss values (averaged over processes) and the outputs."""
+    with autocast(info.device, amp):
+        losses, outputs = model(batch)
+    loss = sum(value.float() for value in losses.values())
+    values = _loss_values(losses, loss, info)
+    if not all(math.isfinite(v) for v in values.values()):
+        raise MRAAError(
+            f"non-finite loss at epoch {where[0]} step {where[1]}: {values} "
+            "(try a lower learning rate, or train without mixed precision)"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return values, outputs
+
+
+# ------------------------------------------------------------------------------- start and saving
+def open_run(
+    cfg: MRAAConfig,
+    models: MRAAModels,
+    dataset: Dataset,
+    log_dir: Path,
+    info: DistInfo,
+    *,
+    task: Task,
+    options: RunOptions,
+    start: Path | None,
+    resume: bool,
+) -> RunSetup:
+    """Common start of a training run: log dir and config, starting checkpoint, seed, loader, position."""
+    if info.is_main:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (log_dir, log_dir / "train-vis"):
+            for path in remove_stale_temps(folder):
+                log.info("removed %s, left by an interrupted write", path)
+        write_run_config(cfg, log_dir, run_file_name("config", task.mode, ".yaml"))
+    data: dict[str, Any] = {}
+    resuming = False
+    if start is not None:
+        data = load_checkpoint(start, models, require=task.require)
+        resuming = resume and f"epoch_{task.mode}" in data
+        if resume and not resuming:
+            raise MRAAError(
+                f"cannot resume {task.mode} training from {start}: it is not a {task.mode} checkpoint"
+            )
+        log.info("%s from %s", "resuming" if resuming else "initial weights", start)
+    saved = data.get(STATE_KEY) if resuming else None
+    same_mode = isinstance(saved, dict) and saved.get("mode") == task.mode
+    seed = choose_seed(options.seed, saved if same_mode else None, info)
+    if task.params.num_repeats > 1:
+        from mraa.data.frames_dataset import DatasetRepeater
+
+        dataset = DatasetRepeater(dataset, task.params.num_repeats)
+    workers = task.params.dataloader_workers if options.num_workers is None else options.num_workers
+    pin_memory = info.device.type == "cuda"
+    loader = EpochLoader(dataset, task.params.batch_size, workers, info, seed, pin_memory=pin_memory)
+    state = state_from_checkpoint(data, task.mode, loader) if resuming else LoopState()
+    state.seed = seed
+    return RunSetup(log_dir, start, data, resuming, loader, state)
+
+
+def make_optimizer(
+    cfg: MRAAConfig, task: Task, parameters: Iterable[nn.Parameter], run: RunSetup
+) -> tuple[torch.optim.Adam, PairsLRSchedule]:
+    """Adam over ``parameters`` and its schedule; a resumed run restores the moments and the position."""
+    betas = tuple(cfg.train_params.betas)
+    optimizer = torch.optim.Adam(parameters, lr=task.params.lr, betas=betas)
+    key = f"optimizer_{task.mode}"
+    if run.resuming and key in run.data:
+        optimizer.load_state_dict(run.data[key])
+        for group in optimizer.param_groups:  # hyper-parameters come from the config
+            group["betas"] = betas
+    elif run.resuming:
+        log.warning("%s has no %s: Adam restarts from zero moments", run.start, key)
+    milestones = [m * run.loader.pairs_per_epoch for m in task.params.epoch_milestones]
+    schedule = PairsLRSchedule(optimizer, task.params.lr, milestones)
+    schedule.load_state_dict({"pairs_seen": run.state.pairs_seen})
+    return optimizer, schedule
+
+
+def checkpoint_writer(
+    cfg: MRAAConfig,
+    models: MRAAModels,
+    optimizer: torch.optim.Optimizer,
+    schedule: PairsLRSchedule,
+    *,
+    task: Task,
+    info: DistInfo,
+    log_dir: Path,
+) -> Callable[[int, LoopState], Path]:
+    """``save(epoch, state)``: ``log_dir/{epoch:08d}-cpk-<mode>.pth`` in the official layout plus our state."""
+
+    def save(epoch: int, state: LoopState) -> Path:
+        extra = {
+            f"optimizer_{task.mode}": optimizer.state_dict(),
+            f"epoch_{task.mode}": epoch,
+            STATE_KEY: state.to_checkpoint(task.mode, schedule, info.world_size, task.params.batch_size),
+        }
+        return save_checkpoint(
+            checkpoint_path(log_dir, epoch, task.mode), models, cfg, include=task.save, **extra
+        )
+
+    return save
+
+
 def state_from_checkpoint(data: dict[str, Any], mode: str, loader: EpochLoader) -> LoopState:
     """Where to continue from a checkpoint; official files (no mraa state) continue after ``epoch_<mode>``."""
     saved = data.get(STATE_KEY)
@@ -96,24 +459,6 @@ def write_run_config(cfg: MRAAConfig, log_dir: Path, name: str = "config.yaml") 
     return log_dir / name
 
 
-def resolve_checkpoint(
-    log_dir: Path, checkpoint: str | os.PathLike | None, resume: bool, mode: str
-) -> Path | None:
-    """The file to start from: ``checkpoint`` if given, else with ``resume`` the latest one in ``log_dir``."""
-    if checkpoint is not None:
-        return Path(checkpoint)
-    latest = find_latest_checkpoint(log_dir, mode)
-    if not resume:
-        if latest is not None:
-            log.warning(
-                "%s already holds %s checkpoints; starting a new run (resume to continue it)", log_dir, mode
-            )
-        return None
-    if latest is None:
-        log.warning("resume: no *-cpk-%s.pth in %s; starting from scratch", mode, log_dir)
-    return latest
-
-
 def choose_seed(seed: int | None, saved: dict[str, Any] | None, info: DistInfo) -> int:
     """The run seed: explicit, else the one saved with a resumed run, else a fresh one (same on all ranks)."""
     saved_seed = saved.get("seed") if isinstance(saved, dict) else None
@@ -129,57 +474,36 @@ def choose_seed(seed: int | None, saved: dict[str, Any] | None, info: DistInfo) 
     return broadcast_int(int(seed), info)
 
 
-@dataclass
-class RunSetup:
-    """What :func:`open_run` found and built: the starting checkpoint, the data loader and the position."""
+def _report_plan(task: Task, run: RunSetup, info: DistInfo) -> bool:
+    """Log what the run will do; False when it has already trained for ``num_epochs``."""
+    done, wanted = run.state.next_epoch, task.params.num_epochs
+    if done >= wanted:
+        log.info("%s: already trained for %d epochs (num_epochs %d): nothing to do", task.mode, done, wanted)
+        return False
+    log.info(
+        "%s training: %d epochs of %d steps (%d pairs/epoch, global batch %d, %d process(es)) on %s",
+        task.mode,
+        wanted - done,
+        len(run.loader),
+        run.loader.pairs_per_epoch,
+        task.params.batch_size,
+        info.world_size,
+        info.device,
+    )
+    return True
 
-    log_dir: Path
-    start: Path | None  # checkpoint loaded into the models, if any
-    data: dict[str, Any]  # its raw contents (optimizer state etc.)
-    resuming: bool
-    loader: EpochLoader
-    state: LoopState
 
+def _progress_bar(loader: EpochLoader, epoch: int, num_epochs: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
 
-def open_run(
-    cfg: MRAAConfig,
-    models: MRAAModels,
-    dataset: Dataset,
-    log_dir: Path,
-    info: DistInfo,
-    *,
-    mode: str,
-    checkpoint: str | os.PathLike | None,
-    resume: bool,
-    seed: int | None,
-    batch_size: int,
-    num_repeats: int,
-    num_workers: int,
-    require: tuple[str, ...],
-) -> RunSetup:
-    """Common start of a training run: log dir and config, starting checkpoint, seed, loader, position."""
-    if info.is_main:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        write_run_config(cfg, log_dir, "config.yaml" if mode == "reconstruction" else f"config-{mode}.yaml")
-    start = resolve_checkpoint(log_dir, checkpoint, resume, mode)
-    data: dict[str, Any] = {}
-    resuming = False
-    if start is not None:
-        data = load_checkpoint(start, models, require=require)
-        resuming = resume and f"epoch_{mode}" in data
-        if resume and not resuming:
-            raise MRAAError(f"cannot resume {mode} training from {start}: it is not a {mode} checkpoint")
-        log.info("%s from %s", "resuming" if resuming else "initial weights", start)
-    saved = data.get(STATE_KEY) if resuming else None
-    seed = choose_seed(seed, saved if isinstance(saved, dict) and saved.get("mode") == mode else None, info)
-    if num_repeats > 1:
-        from mraa.data.frames_dataset import DatasetRepeater
-
-        dataset = DatasetRepeater(dataset, num_repeats)
-    loader = EpochLoader(dataset, batch_size, num_workers, info, seed, pin_memory=info.device.type == "cuda")
-    state = state_from_checkpoint(data, mode, loader) if resuming else LoopState()
-    state.seed = seed
-    return RunSetup(log_dir, start, data, resuming, loader, state)
+    return tqdm(
+        loader.epoch(epoch),
+        total=len(loader),
+        desc=f"{desc} epoch {epoch + 1}/{num_epochs}",
+        disable=not enabled,
+        leave=False,
+        dynamic_ncols=True,
+    )
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Tensor]:
@@ -192,84 +516,3 @@ def _loss_values(losses: dict[str, Tensor], total: Tensor, info: DistInfo) -> di
     stacked = torch.stack([value.detach().float() for value in losses.values()] + [total.detach().float()])
     stacked = all_reduce_mean(stacked, info)
     return dict(zip([*losses, "loss"], stacked.tolist()))
-
-
-def run_epochs(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    schedule: PairsLRSchedule,
-    loader: EpochLoader,
-    state: LoopState,
-    *,
-    info: DistInfo,
-    num_epochs: int,
-    checkpoint_freq: int,
-    save: Callable[[int, LoopState], Path],
-    logger: TrainLogger,
-    rng: torch.Generator,
-    amp: str | None = None,
-    visualize: Callable[[dict[str, Tensor], dict], np.ndarray] | None = None,
-    progress: bool = True,
-    desc: str = "train",
-) -> LoopState:
-    """Train from ``state.next_epoch`` to ``num_epochs``; ``model(batch)`` returns ``(losses, outputs)``.
-
-    ``save(epoch, state)`` is called on the main process every ``checkpoint_freq`` epochs and after the last.
-    """
-    from tqdm.auto import tqdm
-
-    device = info.device
-    for epoch in range(state.next_epoch, num_epochs):
-        seed_everything(derive_seed(state.seed, epoch, info.rank, SEED_GLOBAL))
-        rng.manual_seed(derive_seed(state.seed, epoch, info.rank, SEED_TRANSFORM))
-        model.train()
-        means = RunningMeans()
-        batch = outputs = None
-        bar = tqdm(
-            loader.epoch(epoch),
-            total=len(loader),
-            desc=f"{desc} epoch {epoch + 1}/{num_epochs}",
-            disable=not (progress and info.is_main),
-            leave=False,
-            dynamic_ncols=True,
-        )
-        for raw in bar:
-            schedule.update(state.pairs_seen)
-            batch = _to_device(raw, device)
-            with autocast(device, amp):
-                losses, outputs = model(batch)
-            loss = sum(value.float() for value in losses.values())
-            values = _loss_values(losses, loss, info)
-            if not all(math.isfinite(v) for v in values.values()):
-                raise MRAAError(
-                    f"non-finite loss at epoch {epoch} step {state.step}: {values} "
-                    "(try a lower learning rate, or train without --amp)"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            state.step += 1
-            state.pairs_seen += loader.batch_size
-            means.add(values)
-            state.last_losses = values
-            logger.log_step(
-                {
-                    "epoch": epoch,
-                    "step": state.step,
-                    "pairs_seen": state.pairs_seen,
-                    "lr": schedule.get_last_lr()[0],
-                    **values,
-                }
-            )
-            bar.set_postfix(loss=f"{values['loss']:.4g}", refresh=False)
-        bar.close()
-        state.next_epoch = epoch + 1
-        logger.log_epoch(epoch, means.means(), state.pairs_seen, state.step)
-        if visualize is not None and info.is_main and batch is not None:
-            logger.save_image(f"{epoch:08d}-{desc}", visualize(batch, outputs), step=state.step)
-        if (epoch + 1) % max(checkpoint_freq, 1) == 0 or epoch + 1 == num_epochs:
-            if info.is_main:
-                state.last_checkpoint = save(epoch, state)
-                log.info("saved %s", state.last_checkpoint)
-            barrier(info)
-    return state

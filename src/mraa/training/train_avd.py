@@ -16,33 +16,19 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from mraa.checkpoint import MODEL_KEYS, save_checkpoint
+from mraa.checkpoint import MODEL_KEYS
 from mraa.config import MRAAConfig, TrainAVDParams
 from mraa.errors import MRAAError
 from mraa.geometry import random_scale
 from mraa.models import MRAAModels
-from mraa.training.common import (
-    PairsLRSchedule,
-    check_amp,
-    checkpoint_path,
-    find_latest_checkpoint,
-    set_deterministic,
-)
-from mraa.training.distributed import (
-    DistInfo,
-    cleanup_distributed,
-    init_distributed,
-    maybe_sync_batchnorm,
-    wrap_ddp,
-)
-from mraa.training.logger import TrainLogger
-from mraa.training.loop import STATE_KEY, LoopState, RunSetup, open_run, run_epochs
-from mraa.training.train import TrainResult
+from mraa.training.common import find_latest_checkpoint
+from mraa.training.loop import RunOptions, Task, TrainResult, fit
 from mraa.training.visualization import avd_image
 
 log = logging.getLogger(__name__)
@@ -99,144 +85,47 @@ def train_avd(
     models: MRAAModels,
     dataset: Dataset,
     log_dir: str | os.PathLike,
-    checkpoint: str | os.PathLike | None = None,
-    resume: bool = False,
-    device: str | torch.device | None = None,
-    seed: int | None = None,
-    deterministic: bool = False,
-    amp: str | None = None,
-    num_workers: int | None = None,
-    progress: bool = True,
-    tensorboard: bool = True,
-    visualize: bool = True,
+    **options: Any,
 ) -> TrainResult:
     """Train ``models.avd_network`` with ``cfg.train_avd_params`` (Adam with ``train_params.betas``).
 
     Args:
-        checkpoint: the trained reconstruction checkpoint (region predictor; the generator and bg predictor
-            are carried into the AVD checkpoints). Required unless resuming an AVD run.
-        resume: continue from the latest ``*-cpk-avd.pth`` in ``log_dir`` (exact state, like ``train``).
-        Other arguments: as :func:`mraa.training.train.train`.
+        options: the fields of :class:`~mraa.training.loop.RunOptions`. Here ``checkpoint`` is the trained
+            reconstruction checkpoint (region predictor; the generator and bg predictor are carried into
+            the AVD checkpoints), required unless resuming an AVD run; ``resume`` continues from the
+            latest ``*-cpk-avd.pth`` in ``log_dir`` (exact state, like ``train``).
     """
-    log_dir = Path(log_dir)
-    start: Path | None = Path(checkpoint) if checkpoint is not None else None
-    resuming = False
-    if resume:
-        latest = find_latest_checkpoint(log_dir, MODE)
-        if latest is not None:
-            start, resuming = latest, True
-        elif start is not None:
-            log.warning("resume: no *-cpk-avd.pth in %s; starting AVD training from %s", log_dir, start)
-    if start is None:
-        raise MRAAError("AVD training needs a trained reconstruction checkpoint (--checkpoint PATH)")
-    info = init_distributed(device)
+    run_options = RunOptions(**options)
+    ap = cfg.train_avd_params
+    task = Task(
+        mode=MODE,
+        params=ap,
+        build=lambda rng: AVDTrainingModel(models.region_predictor, models.avd_network, ap, rng),
+        trainable=lambda model: model.avd_network.parameters(),
+        start=avd_start,
+        require=("region_predictor",),
+        save=MODEL_KEYS,
+        visualize=avd_image,
+    )
     frozen = [p for p in models.region_predictor.parameters() if p.requires_grad]
     try:
-        set_deterministic(deterministic)
-        amp = check_amp(info.device, amp)
-        ap = cfg.train_avd_params
-        run = open_run(
-            cfg,
-            models,
-            dataset,
-            log_dir,
-            info,
-            mode=MODE,
-            checkpoint=start,
-            resume=resuming,
-            seed=seed,
-            batch_size=ap.batch_size,
-            num_repeats=ap.num_repeats,
-            require=("region_predictor",),
-            num_workers=ap.dataloader_workers if num_workers is None else num_workers,
-        )
         for parameter in frozen:
             parameter.requires_grad_(False)
-        return _fit(
-            cfg, models, run, info, amp=amp, progress=progress, tensorboard=tensorboard, visualize=visualize
-        )
+        return fit(cfg, models, dataset, log_dir, task=task, options=run_options)
     finally:
         for parameter in frozen:
             parameter.requires_grad_(True)
-        cleanup_distributed(info)
 
 
-def _fit(
-    cfg: MRAAConfig,
-    models: MRAAModels,
-    run: RunSetup,
-    info: DistInfo,
-    *,
-    amp: str | None,
-    progress: bool,
-    tensorboard: bool,
-    visualize: bool,
-) -> TrainResult:
-    ap, state, loader = cfg.train_avd_params, run.state, run.loader
-    models.to(info.device)
-    rng = torch.Generator()
-    model = AVDTrainingModel(models.region_predictor, models.avd_network, ap, rng)
-    model = maybe_sync_batchnorm(model, cfg.train_params.use_sync_bn, info)
-    optimizer = torch.optim.Adam(
-        models.avd_network.parameters(), lr=ap.lr, betas=tuple(cfg.train_params.betas)
-    )
-    if run.resuming:
-        if "optimizer_avd" in run.data:
-            optimizer.load_state_dict(run.data["optimizer_avd"])
-            for group in optimizer.param_groups:  # hyper-parameters come from the config
-                group["betas"] = tuple(cfg.train_params.betas)
-        else:
-            log.warning("%s has no optimizer_avd: Adam restarts from zero moments", run.start)
-    schedule = PairsLRSchedule(optimizer, ap.lr, [m * loader.pairs_per_epoch for m in ap.epoch_milestones])
-    schedule.load_state_dict({"pairs_seen": state.pairs_seen})
-    ddp_model = wrap_ddp(model, info)
-    if state.next_epoch >= ap.num_epochs:
-        log.info(
-            "AVD already trained for %d epochs (num_epochs %d): nothing to do",
-            state.next_epoch,
-            ap.num_epochs,
-        )
-        return TrainResult(run.log_dir, None, state.next_epoch, state.step, state.pairs_seen, state.seed)
-    log.info(
-        "AVD training: %d epochs of %d steps (%d pairs/epoch, global batch %d) on %s",
-        ap.num_epochs - state.next_epoch,
-        len(loader),
-        loader.pairs_per_epoch,
-        ap.batch_size,
-        info.device,
-    )
-
-    def save(epoch: int, st: LoopState) -> Path:
-        return save_checkpoint(
-            checkpoint_path(run.log_dir, epoch, MODE),
-            models,
-            cfg,
-            include=MODEL_KEYS,
-            optimizer_avd=optimizer.state_dict(),
-            epoch_avd=epoch,
-            **{STATE_KEY: st.to_checkpoint(MODE, schedule, info.world_size, ap.batch_size)},
-        )
-
-    logger = TrainLogger(run.log_dir, enabled=info.is_main, mode=MODE, tensorboard=tensorboard)
-    logger.truncate_after(state.pairs_seen)
-    try:
-        state = run_epochs(
-            ddp_model,
-            optimizer,
-            schedule,
-            loader,
-            state,
-            info=info,
-            num_epochs=ap.num_epochs,
-            checkpoint_freq=ap.checkpoint_freq,
-            save=save,
-            logger=logger,
-            rng=rng,
-            amp=amp,
-            visualize=avd_image if visualize else None,
-            progress=progress,
-            desc="avd",
-        )
-    finally:
-        logger.close()
-    return TrainResult.from_state(run.log_dir, state)
+def avd_start(log_dir: Path, options: RunOptions) -> tuple[Path, bool]:
+    """When resuming, the latest AVD checkpoint in ``log_dir``; else the reconstruction checkpoint given."""
+    start = Path(options.checkpoint) if options.checkpoint is not None else None
+    if options.resume:
+        latest = find_latest_checkpoint(log_dir, MODE)
+        if latest is not None:
+            return latest, True
+        if start is not None:
+            log.warning("resume: no *-cpk-avd.pth in %s; starting AVD training from %s", log_dir, start)
+    if start is None:
+        raise MRAAError("AVD training needs a trained reconstruction checkpoint, and none was given")
+    return start, False
