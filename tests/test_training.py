@@ -139,7 +139,7 @@ class TestReconstructionModel:
             "train_params.loss_weights.perceptual=[1,1,0,0,0]", "train_params.loss_weights.l1=0"
         )
         models = make_models(cfg)
-        with pytest.raises(MRAAError, match="--vgg-weights"):
+        with pytest.raises(MRAAError, match="VGG19 weights"):
             ReconstructionModel(
                 models.region_predictor, models.bg_predictor, models.generator, cfg.train_params
             )
@@ -181,7 +181,7 @@ class TestReconstructionModel:
     def test_refuses_perceptual_without_vgg_weights(self):
         cfg = load_config(TINY)
         cfg = apply_overrides(cfg, ["train_params.loss_weights.perceptual=[10,10,10,10,10]"])
-        with pytest.raises(MRAAError, match="--vgg-weights"):
+        with pytest.raises(MRAAError, match="VGG19 weights"):
             load_vgg(cfg.train_params, None)
         assert load_vgg(tiny_config().train_params, None) is None  # all-zero perceptual weights
 

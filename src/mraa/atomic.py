@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-
 # what atomic_path's temporary files are called: "." + stem + "-" + 8 characters of mkstemp + suffix
 _TEMP_NAME = re.compile(r"^\.(?P<stem>.+)-[a-z0-9_]{8}(?P<suffix>\.[^.]*)?$")
 

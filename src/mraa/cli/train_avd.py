@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from mraa.cli.train import add_common_training_arguments, is_main_process, quiet_other_ranks
+from mraa.cli._training import add_training_parser, run_training
 from mraa.errors import MRAAError
+
+SUMMARY = "train the AVD network (animation via disentanglement) on a trained model"
+DESCRIPTION = """\
+Train the AVD network on (source, driving) pairs of DATA/train with the region predictor of CHECKPOINT
+frozen (train_avd_params: batch size, learning rate, milestones, random_scale). Writes
+LOG_DIR/{epoch:08d}-cpk-avd.pth holding all four networks (use it with mraa animate --mode avd),
+LOG_DIR/config-avd.yaml, LOG_DIR/metrics-avd.jsonl and LOG_DIR/train-vis/."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "train-avd",
-        help="train the AVD network (animation via disentanglement) on a trained model",
-        description=(
-            "Train the AVD network on (source, driving) pairs of DATA/train with the region predictor of "
-            "CHECKPOINT frozen (train_avd_params: batch size, learning rate, milestones, random_scale). "
-            "Writes LOG_DIR/{epoch:08d}-cpk-avd.pth holding all four networks (use it with mraa animate "
-            "--mode avd), LOG_DIR/config-avd.yaml, LOG_DIR/metrics-avd.jsonl and LOG_DIR/train-vis/."
-        ),
-    )
+    add_training_parser(subparsers, "train-avd", run, SUMMARY, DESCRIPTION, own=_add_avd_arguments)
+
+
+def _add_avd_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         help="trained reconstruction checkpoint (required unless resuming an AVD run in LOG_DIR)",
@@ -29,8 +31,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="YAML config in the official schema (default: the config stored with the checkpoint)",
     )
     parser.add_argument("--log-dir", type=Path, help="output folder (default: the folder of --checkpoint)")
-    add_common_training_arguments(parser)
-    parser.set_defaults(func=run)
 
 
 def _config(args: argparse.Namespace, log_dir: Path):
@@ -51,13 +51,8 @@ def _config(args: argparse.Namespace, log_dir: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from mraa.models import build_models
-    from mraa.training.train import build_training_dataset
     from mraa.training.train_avd import train_avd
 
-    quiet_other_ranks()
     if args.checkpoint is None and not args.resume:
         raise MRAAError("AVD training needs a trained reconstruction checkpoint (--checkpoint PATH)")
     if args.log_dir is None:
@@ -65,26 +60,9 @@ def run(args: argparse.Namespace) -> int:
             raise MRAAError("pass --log-dir (or --checkpoint, whose folder is then used)")
         args.log_dir = Path(args.checkpoint).parent
     cfg = _config(args, args.log_dir)
-    if args.seed is not None:
-        torch.manual_seed(args.seed)
-    models = build_models(cfg.model_params)
-    dataset = build_training_dataset(cfg, args.data)
-    result = train_avd(
-        cfg,
-        models,
-        dataset,
-        args.log_dir,
-        checkpoint=args.checkpoint,
-        resume=args.resume,
-        device=args.device,
-        seed=args.seed,
-        deterministic=args.deterministic,
-        amp=args.amp,
-        num_workers=args.workers,
-        progress=not args.no_progress,
-        tensorboard=not args.no_tensorboard,
-    )
-    if is_main_process():
+
+    def describe(result: Any) -> str:
         where = result.checkpoint or "no new checkpoint"
-        print(f"trained the AVD network for {result.epochs} epochs ({result.pairs_seen} pairs): {where}")
-    return 0
+        return f"trained the AVD network for {result.epochs} epochs ({result.pairs_seen} pairs): {where}"
+
+    return run_training(args, cfg, "avd", train_avd, describe)

@@ -95,6 +95,13 @@ def check_schedule(params: Any, section: str, betas: tuple[float, ...] | None = 
         raise MRAAError("; ".join(problems))
 
 
+def check_training_values(cfg: Any, mode: str) -> None:
+    """:func:`check_schedule` on the section of ``cfg`` (an ``MRAAConfig``) that ``mode`` trains with."""
+    params = cfg.train_params if mode == "reconstruction" else getattr(cfg, f"train_{mode}_params")
+    section = "train_params" if mode == "reconstruction" else f"train_{mode}_params"
+    check_schedule(params, section, betas=cfg.train_params.betas)
+
+
 def autocast(device: torch.device, amp: str | None) -> contextlib.AbstractContextManager:
     """bf16 autocast when ``amp == "bf16"``, else a no-op context."""
     if amp in (None, "", "none", "fp32"):

@@ -37,7 +37,7 @@ from mraa.training.common import (
     PairsLRSchedule,
     autocast,
     check_amp,
-    check_schedule,
+    check_training_values,
     checkpoint_path,
     derive_seed,
     new_run_seed,
@@ -248,8 +248,7 @@ def check_start(
     Returns:
         The previous run's files to clear (``overwrite``), the checkpoint to start from, whether to resume it.
     """
-    section = "train_params" if task.mode == "reconstruction" else f"train_{task.mode}_params"
-    check_schedule(task.params, section, betas=cfg.train_params.betas)
+    check_training_values(cfg, task.mode)
     if options.num_workers is not None and options.num_workers < 0:
         raise MRAAError(f"the number of data-loader workers must be >= 0, got {options.num_workers}")
     stale = check_run_dir(

@@ -33,11 +33,16 @@ from mraa.losses import (
 
 log = logging.getLogger(__name__)
 
-NO_VGG_MESSAGE = (
-    "the perceptual loss needs VGG19 weights and mraa never downloads any: pass --vgg-weights PATH (a local "
-    "torchvision-layout vgg19 state dict), or train without it with --no-perceptual "
-    "(or --set 'train_params.loss_weights.perceptual=[0,0,0,0,0]' and a loss_weights.l1 weight)"
-)
+
+class MissingVGGWeights(MRAAError):
+    """Perceptual loss weights are non-zero but no VGG19 weights file was given."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the perceptual loss needs VGG19 weights and mraa never downloads any: give a local "
+            "torchvision-layout vgg19 state dict (vgg_weights), or train without it "
+            "(train_params.loss_weights.perceptual all 0, and a loss_weights.l1 weight)"
+        )
 
 
 def uses_perceptual(train_params: TrainParams) -> bool:
@@ -48,15 +53,15 @@ def load_vgg(train_params: TrainParams, vgg_weights: str | os.PathLike | None) -
     """The VGG19 for the perceptual loss, or None when its weights are all zero.
 
     Raises:
-        MRAAError: perceptual weights are non-zero but no weights file was given (training against random
-            VGG features would silently produce a useless model).
+        MissingVGGWeights: perceptual weights are non-zero but no weights file was given (training against
+            random VGG features would silently produce a useless model).
     """
     if not uses_perceptual(train_params):
         if vgg_weights is not None:
-            log.warning("--vgg-weights ignored: all perceptual loss weights are 0")
+            log.warning("VGG19 weights %s ignored: all perceptual loss weights are 0", vgg_weights)
         return None
     if vgg_weights is None:
-        raise MRAAError(NO_VGG_MESSAGE)
+        raise MissingVGGWeights
     vgg = Vgg19Features().load_weights(vgg_weights)
     log.info("perceptual loss with VGG19 weights from %s", vgg_weights)
     return vgg
@@ -109,7 +114,7 @@ class ReconstructionModel(nn.Module):
         self.pyramid = ImagePyramid(tuple(train_params.scales), generator.num_channels)
         if uses_perceptual(train_params):
             if vgg is None:
-                raise MRAAError(NO_VGG_MESSAGE)
+                raise MissingVGGWeights
             if not vgg.pretrained:
                 log.warning(
                     "perceptual loss with RANDOM VGG19 features: only meaningful for tests/benchmarks"
