@@ -45,7 +45,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "GLOBAL" not in str(exc):
-            raise MRAAError(f"cannot read checkpoint {path} (corrupt or not a PyTorch file)") from None
+            raise MRAAError(f"cannot read checkpoint {path} (corrupt or not a PyTorch file)") from exc
         first = str(exc).strip().splitlines()
         detail = next(
             (line for line in first if "GLOBAL" in line or "Unsupported" in line), first[0] if first else ""
@@ -53,10 +53,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise MRAAError(
             f"refusing to load {path}: it needs unsafe unpickling ({detail.strip()}); only tensors, "
             "dicts and numbers are accepted"
-        ) from None
+        ) from exc
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise MRAAError(f"cannot read checkpoint {path} (corrupt or not a PyTorch file): {message}") from None
+        raise MRAAError(f"cannot read checkpoint {path} (corrupt or not a PyTorch file): {message}") from exc
     if not isinstance(data, dict) or not any(k in data for k in MODEL_KEYS):
         raise MRAAError(f"{path} is not an MRAA checkpoint (no generator/region_predictor state dicts)")
     return data
@@ -69,7 +69,7 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
     try:
         flat = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise MRAAError(f"cannot read {path}: {exc}") from None
+        raise MRAAError(f"cannot read {path}: {exc}") from exc
     data: dict[str, Any] = {}
     for key, value in flat.items():
         module, _, name = key.partition(".")

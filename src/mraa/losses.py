@@ -65,7 +65,7 @@ class Vgg19Features(nn.Module):
             except Exception as exc:
                 raise MRAAError(
                     f"cannot load VGG19 weights {path}: {exc.__class__.__name__}: {exc}"
-                ) from None
+                ) from exc
         state = {k: v for k, v in state.items() if k.startswith("features.")}
         wanted = {f"features.{i}.{p}" for i in _VGG19_CONVS for p in ("weight", "bias")}
         missing = wanted - set(state)

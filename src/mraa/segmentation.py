@@ -342,8 +342,8 @@ def _label_stream(labels: Tensor | Iterable[Tensor] | None) -> Iterator[Tensor] 
 def _next_labels(stream: Iterator[Tensor], index: int, frames: Tensor) -> Tensor:
     try:
         label_map = torch.as_tensor(next(stream))
-    except StopIteration:
-        raise MRAAError(f"the label maps ran out at driving frame {index}: give one per frame") from None
+    except StopIteration as exc:
+        raise MRAAError(f"the label maps ran out at driving frame {index}: give one per frame") from exc
     size = tuple(frames.shape[-2:])
     if tuple(label_map.shape) != size:
         raise MRAAError(

@@ -66,15 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except MRAAError as exc:
+    except (MRAAError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        if args.verbose:  # the traceback with the cause chain (raise ... from err) behind the message
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except Exception as exc:  # a bug, not a user error: one line, the traceback with --verbose
         if args.verbose:
             traceback.print_exc()

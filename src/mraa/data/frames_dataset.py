@@ -336,7 +336,7 @@ class FramesDataset(Dataset):
             self._bad.add(index)
             log.warning("%s: skipping video %s (%s)", self.split_dir, self.videos[index], _describe(exc))
         if len(self._bad) == len(self.videos):
-            raise MRAAError(f"no readable video with at least 2 frames in {self.split_dir}") from None
+            raise MRAAError(f"no readable video with at least 2 frames in {self.split_dir}") from exc
 
     def _read_pair(self, index: int, rng: np.random.Generator) -> list[np.ndarray]:
         video = self._all_videos[index]
@@ -419,7 +419,7 @@ class FramesDataset(Dataset):
             except Exception as exc:  # a bad file must not stop an evaluation: use another video
                 self._mark_bad(current, exc)
                 if not substitute:
-                    raise MRAAError(f"cannot read video {video.path}: {_describe(exc)}") from None
+                    raise MRAAError(f"cannot read video {video.path}: {_describe(exc)}") from exc
                 continue
             clip = np.stack(frames).astype(np.float32) / 255.0  # (T, H, W, 3)
             return {"video": torch.from_numpy(clip.transpose(3, 0, 1, 2).copy()), "name": video.name}
