@@ -19,15 +19,8 @@ import torch
 from mraa.animate import DEFAULT_MODEL_DIR, Animator
 from mraa.cli._common import driving_frames, load_source
 from mraa.data.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, write_image
-from mraa.segmentation import (
-    add_caption,
-    colorize_labels,
-    overlay_segmentation,
-    parse_parts,
-    segment,
-    swap_parts_iter,
-)
-from mraa.visualize import make_grid, tensor_to_uint8
+from mraa.segmentation import parse_parts, segment, swap_parts_iter
+from mraa.visualize import add_caption, colorize_labels, make_grid, overlay_segmentation, tensor_to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,8 +14,6 @@ from mraa.data.video_io import probe_video, read_video, write_image, write_video
 from mraa.errors import MRAAError
 from mraa.segmentation import (
     feather_mask,
-    legend_strip,
-    overlay_segmentation,
     parse_parts,
     segment,
     segment_heatmaps,
@@ -23,6 +21,7 @@ from mraa.segmentation import (
     swap_parts_iter,
     upsample_heatmaps,
 )
+from mraa.visualize import legend_strip, overlay_segmentation
 
 
 def random_heatmaps(b: int, k: int, h: int, w: int, temperature: float = 0.3) -> torch.Tensor:

@@ -35,13 +35,15 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mraa.animate import Animator, as_batch, iter_batches
 from mraa.errors import MRAAError
+
+# drawing lives in mraa.visualize; these two stay importable from here for callers not yet updated
+from mraa.visualize import add_caption, overlay_segmentation  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -351,131 +353,3 @@ def _next_labels(stream: Iterator[Tensor], index: int, frames: Tensor) -> Tensor
             f"are {size[1]}x{size[0]}: make it with `mraa segment` and the same model"
         )
     return label_map.long()
-
-
-# ----------------------------------------------------------------------------- drawing
-def part_colors(num_parts: int) -> np.ndarray:
-    """uint8 colours (K + 1, 3): row 0 (background) black, row k the colour of part k (= region k-1)."""
-    from mraa.visualize import region_colors
-
-    colors = np.zeros((num_parts + 1, 3), np.uint8)
-    colors[1:] = (region_colors(num_parts) * 255 + 0.5).astype(np.uint8)
-    return colors
-
-
-def colorize_labels(labels: Tensor | np.ndarray, num_parts: int) -> np.ndarray:
-    """A label map (H, W) as a uint8 colour image (H, W, 3), background black."""
-    return part_colors(num_parts)[np.asarray(labels, dtype=np.int64)]
-
-
-def legend_font(size: int):
-    """Pillow's default font at ``size`` px (the fixed bitmap font on Pillow < 10.1)."""
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: fixed bitmap font
-        return ImageFont.load_default()
-
-
-def draw_text(draw, xy: tuple[float, float], text: str, font, anchor: str, **kwargs) -> None:
-    """``ImageDraw.text`` anchored at ``xy`` (e.g. ``"mm"``: centred), also with the old bitmap font."""
-    from PIL import ImageFont
-
-    if isinstance(font, ImageFont.FreeTypeFont):
-        draw.text(xy, text, font=font, anchor=anchor, **kwargs)
-        return
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    x = xy[0] - (right - left) / 2 if anchor[0] == "m" else xy[0]
-    draw.text((x, xy[1] - (bottom - top) / 2), text, font=font, fill=kwargs.get("fill"))
-
-
-def add_caption(image: np.ndarray, text: str, height: int = 20) -> np.ndarray:
-    """A uint8 image (H, W, 3) with a white strip of ``text`` above it."""
-    from PIL import Image, ImageDraw
-
-    strip = Image.new("RGB", (image.shape[1], height), (255, 255, 255))
-    draw_text(ImageDraw.Draw(strip), (4, height / 2), text, legend_font(height - 6), "lm", fill=(0, 0, 0))
-    return np.concatenate([np.asarray(strip), image], axis=0)
-
-
-def overlay_segmentation(
-    image: np.ndarray,
-    labels: Tensor | np.ndarray,
-    num_parts: int,
-    alpha: float = 0.5,
-    numbers: bool = True,
-    legend: bool = True,
-) -> np.ndarray:
-    """Tint a uint8 image (H, W, 3) with its label map (H, W): parts in their colours with thin dark
-    borders, the background left as it is, each part's index written at its centroid, and (with
-    ``legend``) a strip of part colours and indices below."""
-    from PIL import Image, ImageDraw
-    from scipy.ndimage import distance_transform_edt
-
-    labels = np.asarray(labels, dtype=np.int64)
-    if labels.shape != image.shape[:2]:
-        raise MRAAError(f"label map {labels.shape} does not match the image {image.shape[:2]}")
-    colors = part_colors(num_parts).astype(np.float32)
-    weight = np.where(labels > 0, alpha, 0.0)[..., None]
-    out = image.astype(np.float32) * (1 - weight) + colors[labels] * weight
-    border = np.zeros(labels.shape, bool)
-    border[:, 1:] |= labels[:, 1:] != labels[:, :-1]
-    border[1:, :] |= labels[1:, :] != labels[:-1, :]
-    out[border] *= 0.35
-    canvas = Image.fromarray(out.clip(0, 255).astype(np.uint8))
-    if numbers:
-        draw = ImageDraw.Draw(canvas)
-        font = legend_font(max(9, min(image.shape[:2]) // 20))
-        for part in range(1, num_parts + 1):
-            inside = labels == part
-            if inside.sum() < 4:
-                continue
-            depth = distance_transform_edt(np.pad(inside, 1))[1:-1, 1:-1]
-            y, x = np.unravel_index(np.argmax(depth), depth.shape)  # the point deepest inside the part
-            centre = (float(x), float(y))
-            draw_text(
-                draw,
-                centre,
-                str(part),
-                font,
-                "mm",
-                fill=(255, 255, 255),
-                stroke_width=2,
-                stroke_fill=(0, 0, 0),
-            )
-    result = np.asarray(canvas)
-    if legend:
-        result = np.concatenate([result, legend_strip(image.shape[1], num_parts)], axis=0)
-    return result
-
-
-def legend_strip(width: int, num_parts: int, font_size: int | None = None) -> np.ndarray:
-    """A white uint8 strip (h, width, 3) with a colour swatch and the index of every part, wrapped to
-    ``width``; ``0 = background`` comes first (background is left untinted in overlays)."""
-    from PIL import Image, ImageDraw
-
-    font_size = font_size or max(9, min(14, width // 18))
-    font = legend_font(font_size)
-    colors = part_colors(num_parts)
-    swatch = font_size
-    items = [("0 = bg", None)] + [(str(k), tuple(int(c) for c in colors[k])) for k in range(1, num_parts + 1)]
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    placed: list[tuple[int, int, str, tuple[int, int, int] | None]] = []
-    x = y = pad = 4
-    line = swatch + pad
-    for text, color in items:
-        text_width = int(probe.textlength(text, font=font))
-        item_width = (swatch + 3 if color else 0) + text_width
-        if x > pad and x + item_width > width - pad:
-            x, y = pad, y + line
-        placed.append((x, y, text, color))
-        x += item_width + 2 * pad
-    canvas = Image.new("RGB", (width, y + line), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for x, y, text, color in placed:
-        if color is not None:
-            draw.rectangle([x, y, x + swatch - 1, y + swatch - 1], fill=color, outline=(0, 0, 0))
-            x += swatch + 3
-        draw_text(draw, (x, y + swatch / 2), text, font, "lm", fill=(0, 0, 0))
-    return np.asarray(canvas)

@@ -136,7 +136,7 @@ def display_overlay(frame: np.ndarray, labels, num_parts: int, alpha: float) -> 
     """Overlay of one frame (upscaled to the size of ``labels`` (H', W') when they are larger)."""
     from PIL import Image
 
-    from mraa.segmentation import overlay_segmentation
+    from mraa.visualize import overlay_segmentation
 
     h, w = labels.shape
     if frame.shape[:2] != (h, w):
