@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: venv
+test: venv  # tests/test_doctests.py runs every docstring example in src/mraa
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -x --durations=10
 
