@@ -682,6 +682,39 @@ def _check_destination(root: Path, overwrite: bool) -> None:
             log.warning("%s: keeping unrelated files: %s", root, ", ".join(sorted(leftovers)[:5]))
 
 
+def _check_dataset_values(num_train: int, num_test: int, seed: int, fmt: str) -> None:
+    if fmt not in ("mp4", "png"):
+        raise MRAAError(f"unknown dataset format {fmt!r} (use mp4 or png)")
+    if num_train < 0 or num_test < 0 or num_train + num_test == 0:
+        raise MRAAError(f"need a positive number of videos, got num_train={num_train} num_test={num_test}")
+    if num_train > TEST_INDEX_OFFSET:
+        raise MRAAError(f"at most {TEST_INDEX_OFFSET} training videos")
+    if seed < 0:
+        raise MRAAError(f"seed must be >= 0, got {seed}")
+
+
+def _render_videos(
+    staging: Path, jobs: list[tuple[str, int, int]], seed: int, cfg: SynthConfig, fmt: str, progress: bool
+) -> list[dict[str, Any]]:
+    """Render ``(split, position, index)`` jobs into ``staging/<split>/``; their metadata entries."""
+    from tqdm.auto import tqdm
+
+    from mraa.data.video_io import write_frame_folder, write_video
+
+    for split in ("train", "test"):
+        (staging / split).mkdir()
+    videos = []
+    for split, position, index in tqdm(jobs, desc="synth", unit="video", disable=not progress):
+        name = video_name(index, cfg, position)
+        frames = render_video(seed, index, cfg)
+        if fmt == "mp4":
+            write_video(staging / split / f"{name}.mp4", frames, fps=cfg.fps)
+        else:
+            write_frame_folder(staging / split / name, frames)
+        videos.append({"split": split, "name": name, "index": index, "figure": figure_type(index, cfg)})
+    return videos
+
+
 def write_dataset(
     root: str | os.PathLike,
     num_train: int = 200,
@@ -710,19 +743,8 @@ def write_dataset(
     Returns:
         The metadata written to ``metadata.json``.
     """
-    from tqdm.auto import tqdm
-
-    from mraa.data.video_io import write_frame_folder, write_video
-
     cfg = cfg or SynthConfig()
-    if fmt not in ("mp4", "png"):
-        raise MRAAError(f"unknown dataset format {fmt!r} (use mp4 or png)")
-    if num_train < 0 or num_test < 0 or num_train + num_test == 0:
-        raise MRAAError(f"need a positive number of videos, got num_train={num_train} num_test={num_test}")
-    if num_train > TEST_INDEX_OFFSET:
-        raise MRAAError(f"at most {TEST_INDEX_OFFSET} training videos")
-    if seed < 0:
-        raise MRAAError(f"seed must be >= 0, got {seed}")
+    _check_dataset_values(num_train, num_test, seed, fmt)
     root = Path(root)
     if not root.parent.exists():
         raise MRAAError(f"parent folder does not exist: {root.parent}")
@@ -731,18 +753,8 @@ def write_dataset(
     jobs = [("train", i, i) for i in range(num_train)]
     jobs += [("test", i, TEST_INDEX_OFFSET + i) for i in range(num_test)]
     staging = Path(tempfile.mkdtemp(prefix=".synth-", dir=root))
-    videos = []
     try:
-        for split in ("train", "test"):
-            (staging / split).mkdir()
-        for split, position, index in tqdm(jobs, desc="synth", unit="video", disable=not progress):
-            name = video_name(index, cfg, position)
-            frames = render_video(seed, index, cfg)
-            if fmt == "mp4":
-                write_video(staging / split / f"{name}.mp4", frames, fps=cfg.fps)
-            else:
-                write_frame_folder(staging / split / name, frames)
-            videos.append({"split": split, "name": name, "index": index, "figure": figure_type(index, cfg)})
+        videos = _render_videos(staging, jobs, seed, cfg, fmt, progress)
         for split in ("train", "test"):
             os.replace(staging / split, root / split)
     finally:
