@@ -192,19 +192,16 @@ def fit(
 ) -> TrainResult:
     """Train ``task`` on ``dataset``, writing checkpoints, the config and metrics to ``log_dir``.
 
-    Nothing is written before the values, the run folder and the starting checkpoint are checked.
+    Nothing is written before the values and the run folder are checked, the starting checkpoint loaded
+    and the data loader built.
     """
     log_dir = Path(log_dir)
-    stale, start, resume = check_start(cfg, log_dir, task=task, options=options)
+    plan = check_start(cfg, log_dir, task=task, options=options)
     info = init_distributed(options.device)
     try:
         set_deterministic(options.deterministic)
         amp = check_amp(info.device, options.amp)
-        if info.is_main:
-            clear_run(log_dir, stale)
-        run = open_run(
-            cfg, models, dataset, log_dir, info, task=task, options=options, start=start, resume=resume
-        )
+        run = open_run(cfg, models, dataset, log_dir, info, task=task, options=options, plan=plan)
         models.to(info.device)
         rng = torch.Generator()  # the loss-side randomness, re-seeded every epoch
         model = maybe_sync_batchnorm(task.build(rng).to(info.device), cfg.train_params.use_sync_bn, info)
@@ -240,14 +237,17 @@ def fit(
         cleanup_distributed(info)
 
 
-def check_start(
-    cfg: MRAAConfig, log_dir: Path, *, task: Task, options: RunOptions
-) -> tuple[list[Path], Path | None, bool]:
-    """Checks made before anything is written: the values, the run folder and the starting checkpoint.
+@dataclass
+class StartPlan:
+    """How a run starts: the checkpoint to start from, whether to resume it, the previous run's files to clear."""
 
-    Returns:
-        The previous run's files to clear (``overwrite``), the checkpoint to start from, whether to resume it.
-    """
+    start: Path | None
+    resume: bool
+    stale: list[Path]
+
+
+def check_start(cfg: MRAAConfig, log_dir: Path, *, task: Task, options: RunOptions) -> StartPlan:
+    """Checks made before anything is written: the values, the run folder and the starting checkpoint."""
     check_training_values(cfg, task.mode)
     if options.num_workers is not None and options.num_workers < 0:
         raise MRAAError(f"the number of data-loader workers must be >= 0, got {options.num_workers}")
@@ -259,7 +259,7 @@ def check_start(
         raise MRAAError(
             f"the starting checkpoint {start} belongs to the run in {log_dir} that would be cleared"
         )
-    return stale, start, resume
+    return StartPlan(start, resume, stale)
 
 
 def run_epochs(
@@ -354,16 +354,14 @@ def open_run(
     *,
     task: Task,
     options: RunOptions,
-    start: Path | None,
-    resume: bool,
+    plan: StartPlan,
 ) -> RunSetup:
-    """Common start of a training run: log dir and config, starting checkpoint, seed, loader, position."""
-    if info.is_main:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        for folder in (log_dir, log_dir / "train-vis"):
-            for path in remove_stale_temps(folder):
-                log.info("removed %s, left by an interrupted write", path)
-        write_run_config(cfg, log_dir, run_file_name("config", task.mode, ".yaml"))
+    """Common start of a training run: starting checkpoint, seed, loader, position, then the log folder.
+
+    The folder is written to only once the checkpoint has loaded and the loader is built: the previous
+    run's files (``plan.stale``) are deleted, temporary files of interrupted writes removed, the config saved.
+    """
+    start, resume = plan.start, plan.resume
     data: dict[str, Any] = {}
     resuming = False
     if start is not None:
@@ -386,6 +384,13 @@ def open_run(
     loader = EpochLoader(dataset, task.params.batch_size, workers, info, seed, pin_memory=pin_memory)
     state = state_from_checkpoint(data, task.mode, loader) if resuming else LoopState()
     state.seed = seed
+    if info.is_main:
+        clear_run(log_dir, plan.stale)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (log_dir, log_dir / "train-vis"):
+            for path in remove_stale_temps(folder):
+                log.info("removed %s, left by an interrupted write", path)
+        write_run_config(cfg, log_dir, run_file_name("config", task.mode, ".yaml"))
     return RunSetup(log_dir, start, data, resuming, loader, state)
 
 
