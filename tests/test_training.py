@@ -443,3 +443,197 @@ def test_bf16_autocast_on_cuda(tmp_path):
     cfg = tiny_config("train_params.num_epochs=1")
     result = train(cfg, make_models(cfg), PairsDataset(), tmp_path, device="cuda", amp="bf16", progress=False)
     assert all(math.isfinite(v) for v in result.last_losses.values())
+
+
+# ------------------------------------------------------------------------------------------ run folder safety
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) of every file below ``folder``."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _one_line_error(capsys) -> str:
+    """The error message of a failed command: one line, the last, with no traceback (INFO logs may precede)."""
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and [line for line in lines if line.startswith("error:")] == lines[-1:], err
+    return lines[-1]
+
+
+def test_cli_train_refuses_a_folder_holding_a_run_unless_overwrite(tmp_path, capsys):
+    data, log_dir = tmp_path / "data", tmp_path / "run"
+    _write_videos(data)
+    args = ["train", "--config", str(TINY), "--log-dir", str(log_dir), "--data", str(data), "--device", "cpu"]
+    args += ["--no-progress", "--no-tensorboard", "--set", f"dataset_params.frame_shape=[{SIZE},{SIZE},3]"]
+    args += ["--set", "train_params.num_epochs=1"]
+    log_dir.mkdir()
+    for name in ("00000000-cpk-reconstruction.pth", "config.yaml", "metrics.jsonl"):
+        (log_dir / name).write_text("from a previous run")
+    (log_dir / "00000007-cpk-reconstruction.pth").write_bytes(b"from an older, longer run")
+    (log_dir / "00000003-cpk-avd.pth").write_bytes(b"an AVD network trained on that run")
+    (log_dir / "notes.txt").write_text("not part of any run")
+    capsys.readouterr()
+    before = _snapshot(log_dir)
+
+    assert main([*args, "--seed", "1"]) == 2  # neither --resume nor --overwrite
+    err = _one_line_error(capsys)
+    assert "already holds a previous run" in err and "--resume" in err and "--overwrite" in err
+    assert _snapshot(log_dir) == before  # nothing written, nothing deleted
+    assert main([*args, "--seed", "1", "--resume", "--overwrite"]) == 2
+
+    assert main([*args, "--seed", "1", "--overwrite"]) == 0
+    names = {p.name for p in log_dir.iterdir()}
+    assert "00000007-cpk-reconstruction.pth" not in names and "00000003-cpk-avd.pth" not in names
+    assert {"00000000-cpk-reconstruction.pth", "config.yaml", "metrics.jsonl", "notes.txt"} <= names
+    assert read_checkpoint(log_dir / "00000000-cpk-reconstruction.pth")["mraa_train_state"]["seed"] == 1
+    assert [r["epoch"] for r in records(log_dir / "metrics.jsonl") if r["kind"] == "epoch"] == [0]
+
+
+def test_avd_training_refuses_a_folder_holding_an_avd_run(tmp_path):
+    cfg = tiny_config("train_avd_params.num_epochs=1", "train_avd_params.batch_size=4")
+    models = make_models(cfg)
+    from mraa.checkpoint import save_checkpoint
+
+    recon = save_checkpoint(tmp_path / "00000000-cpk-reconstruction.pth", models, cfg, include=RECON)
+    quiet = {"progress": False, "visualize": False, "tensorboard": False, "checkpoint": recon}
+    train_avd(cfg, models, PairsDataset(), tmp_path, seed=0, **quiet)  # next to a reconstruction run: fine
+    before = _snapshot(tmp_path)
+    with pytest.raises(MRAAError, match="already holds a previous run"):
+        train_avd(cfg, models, PairsDataset(), tmp_path, seed=0, **quiet)
+    assert _snapshot(tmp_path) == before
+    again = train_avd(cfg, models, PairsDataset(), tmp_path, seed=0, overwrite=True, **quiet)
+    assert again.checkpoint.name == "00000000-cpk-avd.pth" and recon.is_file()  # the reconstruction stays
+    with pytest.raises(MRAAError, match="belongs to the run"):  # --overwrite would delete the start
+        train(cfg, models, PairsDataset(), tmp_path, overwrite=True, **quiet)
+
+
+RECON = ("generator", "region_predictor", "bg_predictor")
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "train_params.batch_size=0",
+        "train_params.lr=-1",
+        "train_params.num_epochs=-1",
+        "train_params.num_epochs=0",
+        "train_params.num_repeats=0",
+        "train_params.num_repeats=-2",
+        "train_params.checkpoint_freq=0",
+        "train_params.dataloader_workers=-1",
+        "train_params.epoch_milestones=[-1]",
+        "train_params.betas=[0.5,1.5]",
+        "train_params.lr=.nan",
+    ],
+)
+def test_cli_train_checks_values_before_writing(tmp_path, capsys, override):
+    log_dir = tmp_path / "run"
+    args = [
+        "train",
+        "--config",
+        str(TINY),
+        "--log-dir",
+        str(log_dir),
+        "--data",
+        str(tmp_path),
+        "--set",
+        override,
+    ]
+    assert main(args) == 2
+    assert override.split("=")[0] in _one_line_error(capsys)
+    assert not log_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["train_avd_params.batch_size=0", "train_avd_params.num_repeats=-1", "train_avd_params.lr=-1"],
+)
+def test_cli_train_avd_checks_values_before_writing(tmp_path, capsys, override):
+    log_dir = tmp_path / "run"
+    args = ["train-avd", "--config", str(TINY), "--checkpoint", str(tmp_path / "rec.pth"), "--log-dir"]
+    assert main([*args, str(log_dir), "--data", str(tmp_path), "--set", override]) == 2
+    assert override.split("=")[0] in _one_line_error(capsys)
+    assert not log_dir.exists()
+
+
+def test_cli_refuses_negative_workers(tmp_path, capsys):
+    data = tmp_path / "data"
+    _write_videos(data, count=2)
+    args = ["train", "--config", str(TINY), "--log-dir", str(tmp_path / "run"), "--data", str(data)]
+    assert main([*args, "--workers", "-1", "--set", f"dataset_params.frame_shape=[{SIZE},{SIZE},3]"]) == 2
+    assert "workers" in _one_line_error(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------------------------------ stale temporaries
+def _kill_during_write(target: Path) -> Path:
+    """A process killed (SIGKILL) in the middle of an atomic write of ``target``; the temp file it left."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, sys\n"
+        "from mraa.atomic import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as tmp:\n"
+        "    tmp.write_bytes(b'half a checkpoint')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    before = set(target.parent.iterdir())
+    process = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True)
+    assert process.returncode != 0
+    (left,) = set(target.parent.iterdir()) - before
+    return left
+
+
+def test_stale_checkpoint_temp_files_are_removed_at_the_next_start(tmp_path):
+    cfg = tiny_config("train_params.num_epochs=1")
+    quiet = {"device": "cpu", "progress": False, "visualize": False, "tensorboard": False}
+    models = make_models(cfg)
+    train(cfg, models, PairsDataset(), tmp_path, seed=0, **quiet)
+    left = _kill_during_write(tmp_path / "00000001-cpk-reconstruction.pth")
+    assert left.name.startswith(".00000001-cpk-reconstruction-") and left.name.endswith(".pth")
+    (tmp_path / "train-vis").mkdir(exist_ok=True)
+    picture = _kill_during_write(tmp_path / "train-vis" / "00000001-rec.png")
+    (tmp_path / ".keep").write_text("a hidden file of the user's")
+    result = train(apply_overrides(cfg, ["train_params.num_epochs=2"]), models, PairsDataset(), tmp_path,
+                   resume=True, **quiet)  # fmt: skip
+    assert result.epochs == 2
+    assert not left.exists() and not picture.exists() and (tmp_path / ".keep").is_file()
+
+
+def test_remove_stale_temps_matches_only_atomic_temporaries(tmp_path):
+    from mraa.atomic import atomic_path, remove_stale_temps
+
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "kept.txt") as tmp:
+        raise RuntimeError  # an ordinary failure cleans up after itself
+    assert not tmp.exists()
+    names = [".a-abcd1234.pth", ".config-x1sszkwc.yaml", ".noext-zz99zz_9", ".keep", ".a-short.pth", "b.pth"]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    assert [p.name for p in remove_stale_temps(tmp_path, "*.pth")] == [".a-abcd1234.pth"]
+    assert sorted(p.name for p in remove_stale_temps(tmp_path)) == [
+        ".config-x1sszkwc.yaml",
+        ".noext-zz99zz_9",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".a-short.pth", ".keep", "b.pth"]
+    assert remove_stale_temps(tmp_path / "missing") == []
+
+
+# ------------------------------------------------------------------------------------------ -v shows the cause
+def test_verbose_shows_the_cause_of_an_error(tmp_path, capsys):
+    data = tmp_path / "data"
+    _write_videos(data, count=2)
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint at all")
+    args = ["train", "--config", str(TINY), "--log-dir", str(tmp_path / "run"), "--data", str(data)]
+    args += ["--checkpoint", str(bad), "--set", f"dataset_params.frame_shape=[{SIZE},{SIZE},3]"]
+    assert main(args) == 2
+    assert "cannot read checkpoint" in _one_line_error(capsys)
+    assert not (tmp_path / "run").exists()  # nothing written before the checkpoint loaded
+    assert main(["-v", *args]) == 2
+    err = capsys.readouterr().err
+    assert "The above exception was the direct cause" in err and "UnpicklingError" in err
+    assert err.strip().splitlines()[-1].startswith("error: cannot read checkpoint")
