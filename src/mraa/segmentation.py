@@ -208,7 +208,7 @@ def check_parts(parts: Sequence[int], num_parts: int | None) -> list[int]:
     """Validate 1-based part indices against the model's number of parts; returns them sorted and unique."""
     values = sorted({int(p) for p in parts})
     if not values:
-        raise MRAAError("no parts chosen: give part indices such as 1,3 (see --pick)")
+        raise MRAAError("no parts chosen: give part indices such as 1,3")
     for part in values:
         if part == 0:
             raise MRAAError("part 0 is the background, not a part: parts are numbered from 1")

@@ -671,7 +671,9 @@ def _check_destination(root: Path, overwrite: bool) -> None:
         raise MRAAError(f"dataset path exists and is not a folder: {root}")
     if root.is_dir() and any(root.iterdir()):
         if not overwrite:
-            raise MRAAError(f"dataset folder is not empty: {root} (use --overwrite to replace it)")
+            raise MRAAError(
+                f"dataset folder is not empty: {root} (overwrite it to replace its train, test and metadata.json)"
+            )
         for name in ("train", "test"):  # only remove what this generator writes
             shutil.rmtree(root / name, ignore_errors=True)
         (root / "metadata.json").unlink(missing_ok=True)
