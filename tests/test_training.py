@@ -598,8 +598,8 @@ def test_stale_checkpoint_temp_files_are_removed_at_the_next_start(tmp_path):
     (tmp_path / "train-vis").mkdir(exist_ok=True)
     picture = _kill_during_write(tmp_path / "train-vis" / "00000001-rec.png")
     (tmp_path / ".keep").write_text("a hidden file of the user's")
-    result = train(apply_overrides(cfg, ["train_params.num_epochs=2"]), models, PairsDataset(), tmp_path,
-                   resume=True, **quiet)  # fmt: skip
+    longer = apply_overrides(cfg, ["train_params.num_epochs=2"])
+    result = train(longer, models, PairsDataset(), tmp_path, resume=True, **quiet)
     assert result.epochs == 2
     assert not left.exists() and not picture.exists() and (tmp_path / ".keep").is_file()
 

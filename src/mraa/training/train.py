@@ -67,8 +67,8 @@ def train(
         vgg = load_vgg(cfg.train_params, vgg_weights)  # refuses perceptual weights without VGG, early
 
     def build(rng: torch.Generator) -> ReconstructionModel:
-        return ReconstructionModel(models.region_predictor, models.bg_predictor, models.generator,
-                                   cfg.train_params, vgg, rng)  # fmt: skip
+        networks = (models.region_predictor, models.bg_predictor, models.generator)
+        return ReconstructionModel(*networks, cfg.train_params, vgg, rng)
 
     task = Task(
         mode=MODE,
