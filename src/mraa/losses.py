@@ -63,9 +63,7 @@ class Vgg19Features(nn.Module):
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as exc:
-                raise MRAAError(
-                    f"cannot load VGG19 weights {path}: {exc.__class__.__name__}: {exc}"
-                ) from exc
+                raise MRAAError(f"cannot load VGG19 weights {path}: {exc.__class__.__name__}: {exc}") from exc
         state = {k: v for k, v in state.items() if k.startswith("features.")}
         wanted = {f"features.{i}.{p}" for i in _VGG19_CONVS for p in ("weight", "bias")}
         missing = wanted - set(state)
