@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mraa.atomic import atomic_path
+from mraa.atomic import atomic_path, lock_temp, release_temp
 from mraa.errors import MRAAError
 
 log = logging.getLogger(__name__)
@@ -404,6 +404,7 @@ class VideoWriter:
         fd, tmp = tempfile.mkstemp(suffix=self.suffix, prefix=f".{self.path.stem}-", dir=self.path.parent)
         os.close(fd)
         self._tmp = Path(tmp)
+        self._lock = lock_temp(self._tmp)  # marks the temporary file as in use (see remove_stale_temps)
         self._encoder: _Encoder | None = None
         self._gif_frames: list[np.ndarray] = []
         self._size: tuple[int, int] | None = None
@@ -438,6 +439,8 @@ class VideoWriter:
             self._encoder = None
         self._tmp.unlink(missing_ok=True)
         self._tmp.with_name(self._tmp.stem + "-audio" + self.suffix).unlink(missing_ok=True)
+        release_temp(self._lock)
+        self._lock = None
 
     def close(self) -> Path:
         """Finish and check the file (adding audio if asked), move it into place and return its path."""
@@ -458,6 +461,8 @@ class VideoWriter:
         except BaseException:
             self.abort()
             raise
+        release_temp(self._lock)
+        self._lock = None
         return self.path
 
     def _write_gif(self) -> None:
@@ -629,6 +634,7 @@ def write_frame_folder(folder: str | os.PathLike, frames: Iterable[np.ndarray]) 
     if not folder.parent.exists():
         raise MRAAError(f"output directory does not exist: {folder.parent}")
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    lock = lock_temp(tmp)
     try:
         for index, frame in enumerate(frames):
             try:
@@ -645,6 +651,8 @@ def write_frame_folder(folder: str | os.PathLike, frames: Iterable[np.ndarray]) 
 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        release_temp(lock)
     return folder
 
 
