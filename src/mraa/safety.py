@@ -50,7 +50,9 @@ def is_inside(path: PathLike, folder: PathLike) -> bool:
     return path != folder and path.is_relative_to(folder)
 
 
-def check_outputs(inputs: Paths = (), outputs: Paths = (), clean_temps: bool = True) -> None:
+def check_outputs(
+    inputs: Paths = (), outputs: Paths = (), clean_temps: bool = True, nested_ok: bool = False
+) -> None:
     """Refuse outputs that would destroy inputs or each other; then remove stale temporaries of the outputs.
 
     Args:
@@ -58,6 +60,7 @@ def check_outputs(inputs: Paths = (), outputs: Paths = (), clean_temps: bool = T
         outputs: paths the run writes (files, or folders it creates or replaces), optionally labelled.
         clean_temps: remove the temporaries that interrupted earlier writes of these outputs left
             (see :func:`mraa.atomic.remove_stale_temps`).
+        nested_ok: allow outputs inside input folders (for a reader that skips its own outputs).
 
     Raises:
         MRAAError: an output is an input (or the same file under another name), two outputs are the same
@@ -71,7 +74,7 @@ def check_outputs(inputs: Paths = (), outputs: Paths = (), clean_temps: bool = T
                 raise MRAAError(
                     f"{out_label} {out} is the same file as {in_label} {src}: refusing to overwrite an input"
                 )
-            if is_inside(out, src):
+            if is_inside(out, src) and not nested_ok:
                 raise MRAAError(
                     f"{out_label} {out} is inside {in_label} {src}: refusing to write into an input folder"
                 )
