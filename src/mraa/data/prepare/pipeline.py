@@ -456,7 +456,6 @@ def _analyse_task(
             boxes = PrecomputedBoxes(options.boxes_dir)
             boxes_file = boxes.find(source, vid)
             if boxes_file is None:
-                log.warning("%s: no boxes file in %s, skipped", source, boxes.folder)
                 return None, "no boxes file", False, f"no boxes file in {boxes.folder}"
         key = _analysis_key(source, options, detector_name, boxes_file)
         cache = output / "analysis" / f"{vid}.json"
@@ -469,7 +468,6 @@ def _analyse_task(
                 loader = load_boxes_json if boxes_file.suffix == ".json" else load_boxes_csv
                 precomputed = loader(boxes_file)
             except MRAAError as exc:
-                log.warning("skipping %s: %s", source, exc)
                 return None, "bad boxes file", False, str(exc)
         elif detector is None:
             detector = _named_detector(options.detector, options.min_person_height)
@@ -478,7 +476,6 @@ def _analyse_task(
         atomic_write_text(cache, json.dumps(analysis))
         return analysis, "", False, ""
     except MRAAError as exc:
-        log.warning("skipping %s: %s", source, exc)
         return None, "unreadable", False, str(exc)
 
 
@@ -656,6 +653,10 @@ def _analyse_all(
         planned[vid] = chunks
         if reason:
             log.info("%s: dropped (%s)", source.name, reason)
+    if any(r.kept for r in reports):  # else the error lists the reasons
+        for report in reports:
+            if report.detail:
+                log.warning("skipped %s: %s", report.source, report.detail)
     return reports, analyses, planned
 
 
