@@ -74,11 +74,11 @@ def check_outputs(
                 raise MRAAError(
                     f"{out_label} {out} is the same file as {in_label} {src}: refusing to overwrite an input"
                 )
-            if is_inside(out, src) and not nested_ok:
+            if not nested_ok and not src.is_file() and is_inside(out, src):
                 raise MRAAError(
                     f"{out_label} {out} is inside {in_label} {src}: refusing to write into an input folder"
                 )
-            if is_inside(src, out):
+            if not out.is_file() and is_inside(src, out):
                 raise MRAAError(
                     f"{in_label} {src} is inside {out_label} {out}, which would be replaced: "
                     "choose another output"
