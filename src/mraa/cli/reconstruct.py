@@ -53,6 +53,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not use the background motion predictor (the official evaluation uses it)",
     )
+    add_metric_arguments(parser)
+    parser.add_argument("--batch-size", type=int, default=4, help="frames rendered together (default 4)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def add_metric_arguments(parser: argparse.ArgumentParser) -> None:
+    """--metrics and the extractors they need."""
     parser.add_argument(
         "--metrics",
         default="l1",
@@ -76,9 +84,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="allow --keypoints/--identity to name package.module:factory (imports and runs that code)",
     )
-    parser.add_argument("--batch-size", type=int, default=4, help="frames rendered together (default 4)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
 
 
 def parse_metrics(text: str) -> set[str]:

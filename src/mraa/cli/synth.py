@@ -12,6 +12,36 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
+def add_motion_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the figures and the camera move, and how large the figures are."""
+    parser.add_argument(
+        "--camera-motion",
+        type=float,
+        default=0.5,
+        help="probability that a video's background drifts smoothly, 0 to 1 (default 0.5)",
+    )
+    parser.add_argument(
+        "--global-motion",
+        type=float,
+        default=1.0,
+        help="scale of the whole figure's translation, zoom and rotation; 0 = only the joints move (default 1)",
+    )
+    parser.add_argument(
+        "--motion-speed",
+        type=float,
+        default=1.0,
+        help="multiplies the frequencies of the joint-angle trajectories (default 1)",
+    )
+    parser.add_argument(
+        "--fill",
+        type=float,
+        nargs=2,
+        default=(0.5, 0.8),
+        metavar=("LOW", "HIGH"),
+        help="range of the figure's size as a fraction of the frame (default 0.5 0.8)",
+    )
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "synth",
@@ -44,32 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default="flat,gradient,noise",
         help="comma-separated background types: flat, gradient, noise (default all)",
     )
-    parser.add_argument(
-        "--camera-motion",
-        type=float,
-        default=0.5,
-        help="probability that a video's background drifts smoothly, 0 to 1 (default 0.5)",
-    )
-    parser.add_argument(
-        "--global-motion",
-        type=float,
-        default=1.0,
-        help="scale of the whole figure's translation, zoom and rotation; 0 = only the joints move (default 1)",
-    )
-    parser.add_argument(
-        "--motion-speed",
-        type=float,
-        default=1.0,
-        help="multiplies the frequencies of the joint-angle trajectories (default 1)",
-    )
-    parser.add_argument(
-        "--fill",
-        type=float,
-        nargs=2,
-        default=(0.5, 0.8),
-        metavar=("LOW", "HIGH"),
-        help="range of the figure's size as a fraction of the frame (default 0.5 0.8)",
-    )
+    add_motion_arguments(parser)
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate of the mp4 files (default 25)")
     parser.add_argument("--overwrite", action="store_true", help="replace the dataset in a non-empty OUT")
     parser.add_argument("--preview", type=Path, help="also write a PNG grid of a few training videos")
