@@ -174,6 +174,7 @@ CASES = {
     "swap-tiny-source": (_with(SWAP, source=f"{IN}/tiny.png"), "1x1 pixels"),
     "swap-jpeg-driving": (_with(SWAP, driving=f"{IN}/photo.jpg"), "still image"),
     "swap-feather-negative": (_with(SWAP, feather="-1"), "--feather"),
+    "swap-fps-nan": (_with(SWAP, fps="nan"), "--fps"),
     "swap-missing-labels": (_with(SWAP, labels=f"{IN}/nope"), "labels not found"),
     # segment
     "segment-missing-input": (_with(SEGMENT, input=f"{IN}/nope.png"), "not found"),
@@ -198,6 +199,7 @@ CASES = {
     ),  # fmt: skip
     "reconstruct-unknown-metric": (_with(RECONSTRUCT, metrics="fid"), "unknown metric"),
     "reconstruct-videos-0": (_with(RECONSTRUCT, num_videos="0"), "--num-videos"),
+    "reconstruct-fps-nan": (_with(RECONSTRUCT, fps="nan"), "--fps"),
     "reconstruct-no-test": (_with(RECONSTRUCT, data=f"{IN}/emptydir"), None),
     # prepare
     "prepare-missing-input": (_with(PREPARE, i=f"{IN}/nope.mp4"), "input not found"),
@@ -216,6 +218,7 @@ CASES = {
     "synth-fps-0": (_with(SYNTH, fps="0"), "--fps"),
     "synth-preview-not-png": (_with(SYNTH, preview=f"{OUT}/p.jpg"), "--preview"),
     "synth-out-is-file": (_with(SYNTH, out=f"{IN}/photo.jpg"), "is a file"),
+    "synth-motion-nan": (_with(SYNTH, motion_speed="nan"), "--motion-speed"),
     "synth-bad-figure": (_with(SYNTH, figures="dragon"), "figure"),
     # export
     "export-missing-checkpoint": (_with(EXPORT, checkpoint=f"{IN}/nope.pth"), None),
@@ -247,7 +250,7 @@ def test_bad_input_fails_cleanly(base, case, capsys):
 def test_suite_size():
     """The count quoted in docs/reliability.md."""
     commands = {argv[0] for argv, _ in CASES.values()}
-    assert len(CASES) >= 70 and commands == {"animate", "swap", "segment", "reconstruct", "prepare", "synth",
+    assert len(CASES) == 74 and commands == {"animate", "swap", "segment", "reconstruct", "prepare", "synth",
                                               "export"}  # fmt: skip
 
 

@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         raise MRAAError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.num_videos is not None and args.num_videos < 1:
         raise MRAAError(f"--num-videos must be at least 1, got {args.num_videos}")
-    if args.fps <= 0:
+    if not 0 < args.fps < float("inf"):
         raise MRAAError(f"--fps must be positive, got {args.fps}")
     data = Path(args.data)
     if not data.is_dir():

@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         check_outputs(inputs=inputs, outputs={"--pick": check_output_path(pick_path(args))})
     if args.batch_size < 1:
         raise MRAAError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.fps is not None and args.fps <= 0:
+    if args.fps is not None and not 0 < args.fps < float("inf"):
         raise MRAAError(f"--fps must be positive, got {args.fps}")
     check_threshold(args.threshold)
     if not args.feather >= 0 or args.feather == float("inf"):
