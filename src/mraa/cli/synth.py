@@ -122,6 +122,7 @@ def check_values(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mraa.atomic import remove_stale_temps
     from mraa.data.synthetic import SynthConfig, preview_grid, write_dataset
     from mraa.data.video_io import write_image
     from mraa.safety import check_outputs
@@ -129,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     check_values(args)
     written = {f"--out {name}": args.out / name for name in ("train", "test", "metadata.json")}
     check_outputs(outputs={**written, "--preview": args.preview})
+    remove_stale_temps(args.out, "synth")  # the staging folder of an interrupted run
     cfg = SynthConfig(
         size=args.size,
         num_frames=args.frames,
