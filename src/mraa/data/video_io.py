@@ -3,7 +3,11 @@
 Videos can be files ffmpeg reads (mp4, mov, webm, avi, mkv, gif), folders of frames, or
 "png strips" (the official datasets' layout: frames concatenated horizontally in one image).
 Writers go to a temporary file in the target folder and are renamed into place only when
-complete, so an interrupted run never leaves a half-written output.
+complete and checked (encoder and audio-mux exit status, frame count or size read back), so an
+interrupted or failed run (a full disk) never leaves a half-written output.
+
+Readers: images come out upright (EXIF orientation) and as RGB whatever their Pillow mode; video
+files with a variable frame rate are resampled to their average rate by timestamps.
 """
 
 from __future__ import annotations
