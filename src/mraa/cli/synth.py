@@ -108,7 +108,7 @@ def check_values(args: argparse.Namespace) -> None:
         raise MRAAError(f"--fps must be between 0 and 1000, got {args.fps}")
     for flag, value, high in (("--camera-motion", args.camera_motion, 1.0), ("--global-motion", args.global_motion, 10.0),
                               ("--motion-speed", args.motion_speed, 10.0)):  # fmt: skip
-        if not 0 <= value <= high:  # NaN fails too
+        if not value <= high or (flag == "--camera-motion" and value < 0):  # NaN fails too
             raise MRAAError(f"{flag} must be between 0 and {high:g}, got {value}")
     if args.seed < 0:
         raise MRAAError(f"--seed must be 0 or more, got {args.seed}")
