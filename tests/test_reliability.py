@@ -572,3 +572,22 @@ def test_tiny_source_and_jpeg_driving_messages(base):
     assert "png strip" not in str(info.value).split(":")[0]
     with pytest.raises(MRAAError, match="single 64x40 image, not a video"):
         list(iter_video(base / "inp/wide.png"))
+
+
+def test_segment_writes_all_or_nothing(base, tmp_path, monkeypatch, capsys):
+    """A full disk at segment's second file removes the first: no half result."""
+    import errno
+
+    real = video_io.write_image
+
+    def full_at_labels(path, image):
+        if Path(path).name == "labels.png":
+            raise MRAAError(f"cannot write {path}: {os.strerror(errno.ENOSPC)}")
+        return real(path, image)
+
+    monkeypatch.setattr(video_io, "write_image", full_at_labels)
+    out = tmp_path / "seg"
+    argv = ["segment", "--input", str(base / "inp/src.png"), "--output", str(out), "--quiet"]
+    assert main(argv) == 2
+    assert "No space left" in capsys.readouterr().err
+    assert not out.exists()

@@ -212,17 +212,24 @@ def segment_image(args, animator, path: Path, out: Path, scale: int) -> np.ndarr
     image, image_uint8 = load_source(path, animator.image_size, args.crop)
     seg = segment(animator, image, threshold=args.threshold)
     num_parts = seg.num_parts
-    write_image(
-        out / "overlay.png",
-        display_overlay(image_uint8, display_labels(seg, scale)[0], num_parts, args.alpha),
-    )
-    write_image(out / "labels.png", label_image(seg.labels[0], num_parts))
-    written = ["overlay.png", "labels.png"]
-    if args.soft_masks:
-        with FolderWriter(out / "masks") as masks:
-            for k in range(num_parts):
-                masks.write(f"part_{k + 1:02d}.png", mask_image(seg.soft_masks[0, k]))
-        written.append("masks/")
+    overlay = display_overlay(image_uint8, display_labels(seg, scale)[0], num_parts, args.alpha)
+    written: list[str] = []
+    try:  # all or nothing: a failure (a full disk) removes what this run wrote
+        for name, picture in (
+            ("overlay.png", overlay),
+            ("labels.png", label_image(seg.labels[0], num_parts)),
+        ):
+            write_image(out / name, picture)
+            written.append(name)
+        if args.soft_masks:
+            with FolderWriter(out / "masks") as masks:
+                for k in range(num_parts):
+                    masks.write(f"part_{k + 1:02d}.png", mask_image(seg.soft_masks[0, k]))
+            written.append("masks/")
+    except BaseException:
+        for name in written:
+            (out / name).unlink(missing_ok=True)
+        raise
     print(f"wrote {', '.join(str(out / name) for name in written)}")
     return np.bincount(seg.labels.flatten().cpu().numpy(), minlength=num_parts + 1)
 
