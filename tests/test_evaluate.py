@@ -242,13 +242,17 @@ def test_registry_name_module_and_unknown():
     frames = np.zeros((2, 4, 5, 3), np.uint8)
     frames[1, 3, 2] = 255
     np.testing.assert_array_equal(load_keypoint_extractor("fake-test")(frames)[1], [[2, 3]])
-    extractor = load_keypoint_extractor("tests.test_evaluate:make_fake_keypoints")
+    with pytest.raises(MRAAError, match="module path.*allowed explicitly"):
+        load_keypoint_extractor("tests.test_evaluate:make_fake_keypoints")
+    extractor = load_keypoint_extractor("tests.test_evaluate:make_fake_keypoints", allow_custom=True)
     assert extractor(frames).shape == (2, 1, 2)
     assert extractor.name == "tests.test_evaluate:make_fake_keypoints"
     with pytest.raises(MRAAError, match="unknown keypoints extractor 'nope'.*dlib-face"):
         load_keypoint_extractor("nope")
     with pytest.raises(MRAAError, match="has no attribute"):
-        load_identity_extractor("tests.test_evaluate:missing_factory")
+        load_identity_extractor("tests.test_evaluate:missing_factory", allow_custom=True)
+    with pytest.raises(MRAAError, match="no arguments"):  # os:system takes a command: refused unrun
+        load_identity_extractor("os:system", allow_custom=True)
 
 
 def test_missing_dlib_names_the_extra(monkeypatch):
@@ -268,7 +272,8 @@ def test_cli_writes_videos_and_metrics(setup, tmp_path, capsys):
     out = tmp_path / "recon"
     argv = ["reconstruct", "--checkpoint", str(setup["root"] / "ck.pth"), "--data", str(setup["data"]),
             "--out", str(out), "--quiet", "--metrics", "l1,akd,mkr",
-            "--keypoints", "tests.test_evaluate:make_fake_keypoints", "--num-videos", "1", "--batch-size", "3"]  # fmt: skip
+            "--keypoints", "tests.test_evaluate:make_fake_keypoints", "--allow-custom-extractor",
+            "--num-videos", "1", "--batch-size", "3"]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "L1 " in text and "over 1 video (5 frames" in text and "AKD" in text and "AED" not in text
@@ -291,6 +296,9 @@ def test_cli_no_bg_without_output(setup, tmp_path, capsys):
         (["--metrics", "l1,fid"], "unknown metric(s) fid"),
         (["--num-videos", "0"], "--num-videos must be at least 1"),
         (["--metrics", "akd", "--keypoints", "nope"], "unknown keypoints extractor 'nope'"),
+        (["--metrics", "akd"], "--metrics akd needs --keypoints"),
+        (["--metrics", "aed"], "--metrics aed needs --identity"),
+        (["--metrics", "akd", "--keypoints", "os:system"], "--allow-custom-extractor"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--format", "png", "--fps", "0"], "--fps must be positive"),
     ],

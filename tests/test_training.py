@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -585,6 +587,8 @@ def _kill_during_write(target: Path) -> Path:
     process = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True)
     assert process.returncode != 0
     (left,) = set(target.parent.iterdir()) - before
+    old = left.stat().st_mtime - 3600
+    os.utime(left, (old, old))  # the killed run started before this one (newer temps are left alone)
     return left
 
 
@@ -611,8 +615,10 @@ def test_remove_stale_temps_matches_only_atomic_temporaries(tmp_path):
         raise RuntimeError  # an ordinary failure cleans up after itself
     assert not tmp.exists()
     names = [".a-abcd1234.pth", ".config-x1sszkwc.yaml", ".noext-zz99zz_9", ".keep", ".a-short.pth", "b.pth"]
+    old = time.time() - 3600  # written by a run that started before this one
     for name in names:
         (tmp_path / name).write_text("x")
+        os.utime(tmp_path / name, (old, old))
     assert [p.name for p in remove_stale_temps(tmp_path, "*.pth")] == [".a-abcd1234.pth"]
     assert sorted(p.name for p in remove_stale_temps(tmp_path)) == [
         ".config-x1sszkwc.yaml",

@@ -99,6 +99,12 @@ def run(args: argparse.Namespace) -> int:
     for name in ("source", "driving"):
         if not Path(getattr(args, name)).exists():
             raise MRAAError(f"{name} not found: {getattr(args, name)}")
+    from mraa.safety import check_outputs
+
+    check_outputs(
+        inputs={"--source": args.source, "--driving": args.driving},
+        outputs={"--output": output, "--visualize": viz_path},
+    )
     if args.batch_size < 1:
         raise MRAAError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.fps is not None and args.fps <= 0:

@@ -22,10 +22,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mraa.checkpoint import MODEL_KEYS, export_safetensors, load_checkpoint
-    from mraa.config import load_config
-    from mraa.models import build_models
+    from pathlib import Path
 
+    from mraa.checkpoint import MODEL_KEYS, SAFETENSORS_NAME, export_safetensors, load_checkpoint
+    from mraa.config import load_config
+    from mraa.errors import MRAAError
+    from mraa.models import build_models
+    from mraa.safety import check_outputs
+
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise MRAAError(f"--output {output} is a file, not a folder")
+    check_outputs(
+        inputs={"--checkpoint": args.checkpoint, "--config": args.config},
+        outputs={f"--output {name}": output / name for name in (SAFETENSORS_NAME, "config.yaml")},
+    )
     cfg = load_config(args.config)
     models = build_models(cfg.model_params)
     data = load_checkpoint(args.checkpoint, models)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 DESCRIPTION = """\
 Cut raw videos into training chunks the way the paper built TED-talks: split at camera cuts,
@@ -29,6 +30,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--output", "-o", required=True, metavar="DATASET", help="dataset folder to create or resume"
     )
+    _add_box_arguments(parser, defaults)
+    _add_filter_arguments(parser, defaults)
+    _add_output_arguments(parser, defaults)
+    parser.set_defaults(func=run)
+
+
+def _add_box_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     group = parser.add_argument_group("person boxes")
     group.add_argument(
         "--detector", default=None, metavar="NAME",
@@ -47,6 +55,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--max-gap", type=int, default=None, metavar="FRAMES",
         help="longest stretch interpolated between two boxes (default 2 x --detect-every)",
     )  # fmt: skip
+
+
+def _add_filter_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     group = parser.add_argument_group("filters and chunks")
     group.add_argument(
         "--min-frames", type=int, default=defaults.min_frames,
@@ -80,6 +91,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--min-shot-frames", type=int, default=defaults.min_shot_frames,
         help="shortest shot between two cuts (default %(default)s)",
     )  # fmt: skip
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     group = parser.add_argument_group("output")
     group.add_argument(
         "--test-fraction", type=float, default=defaults.test_fraction,
@@ -95,13 +109,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="process N videos in parallel (separate processes; default %(default)s)",
     )  # fmt: skip
     group.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from mraa.data.prepare.options import PrepareOptions
     from mraa.data.prepare.pipeline import prepare_dataset
     from mraa.errors import MRAAError
+    from mraa.safety import check_outputs
 
     detector = args.detector or ("boxes" if args.boxes else PrepareOptions.detector)
     if args.boxes and detector != "boxes":
@@ -124,11 +138,19 @@ def run(args: argparse.Namespace) -> int:
         format=args.format,
     )
     if args.workers < 1:
-        raise MRAAError("--workers must be at least 1")
+        raise MRAAError(f"--workers must be at least 1, got {args.workers}")
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise MRAAError(f"--output {output} is a file, not a dataset folder")
+    if args.boxes and not Path(args.boxes).is_dir():
+        raise MRAAError(f"--boxes folder not found: {args.boxes}")
+    options.validate()
+    # the dataset may sit inside an input folder (its chunks are not read back), but no input may be,
+    # or lie inside, what the run writes
+    written = {f"--output {name}": output / name for name in ("train", "test", "analysis", "manifest.csv")}
+    check_outputs(inputs={f"--input {path}": path for path in args.input}, outputs=written, nested_ok=True)
     summary = prepare_dataset(
         args.input, args.output, options, progress=not args.no_progress, workers=args.workers
     )
     print(summary.describe())
-    if not summary.kept:
-        print("warning: no video gave a chunk; see summary.json for the reasons")
     return 0

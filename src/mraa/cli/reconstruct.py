@@ -53,6 +53,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not use the background motion predictor (the official evaluation uses it)",
     )
+    add_metric_arguments(parser)
+    parser.add_argument("--batch-size", type=int, default=4, help="frames rendered together (default 4)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def add_metric_arguments(parser: argparse.ArgumentParser) -> None:
+    """--metrics and the extractors they need."""
     parser.add_argument(
         "--metrics",
         default="l1",
@@ -61,19 +69,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--keypoints",
-        default="dlib-face",
-        help="keypoint extractor for AKD/MKR: a registered name (dlib-face: 68 face landmarks, needs the "
-        "'metrics' extra), an entry point in group mraa.keypoint_extractors, or package.module:factory",
+        help="keypoint extractor for AKD/MKR (required by them): a registered name (dlib-face: 68 face "
+        "landmarks, needs the 'metrics' extra) or an entry point in group mraa.keypoint_extractors; "
+        "package.module:factory with --allow-custom-extractor",
     )
     parser.add_argument(
         "--identity",
-        default="dlib-face",
-        help="identity extractor for AED: dlib-face (128-d face embedding, 'metrics' extra), an entry point in "
-        "group mraa.identity_extractors, or package.module:factory",
+        help="identity extractor for AED (required by it): dlib-face (128-d face embedding, 'metrics' extra) "
+        "or an entry point in group mraa.identity_extractors; package.module:factory with "
+        "--allow-custom-extractor",
     )
-    parser.add_argument("--batch-size", type=int, default=4, help="frames rendered together (default 4)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
+    parser.add_argument(
+        "--allow-custom-extractor",
+        action="store_true",
+        help="allow --keypoints/--identity to name package.module:factory (imports and runs that code)",
+    )
 
 
 def parse_metrics(text: str) -> set[str]:
@@ -87,28 +97,52 @@ def parse_metrics(text: str) -> set[str]:
     return names | {"l1"}
 
 
+def load_extractors(args: argparse.Namespace, metrics: set[str]):
+    """The keypoint and identity extractors the metrics need (None where not needed), built before any
+    heavy work so that a missing optional dependency fails early."""
+    from mraa.errors import MRAAError
+    from mraa.evaluation import available_extractors, load_identity_extractor, load_keypoint_extractor
+
+    keypoints = identity = None
+    for metric, option, kind in (("akd", "--keypoints", "keypoints"), ("mkr", "--keypoints", "keypoints"),
+                                 ("aed", "--identity", "identity")):  # fmt: skip
+        if metric in metrics and getattr(args, kind) is None:
+            names = ", ".join(available_extractors(kind)) or "none installed"
+            raise MRAAError(f"--metrics {metric} needs {option} NAME (available: {names})")
+    try:
+        if metrics & {"akd", "mkr"}:
+            keypoints = load_keypoint_extractor(args.keypoints, allow_custom=args.allow_custom_extractor)
+        if "aed" in metrics:
+            identity = load_identity_extractor(args.identity, allow_custom=args.allow_custom_extractor)
+    except MRAAError as exc:
+        if "allowed explicitly" in str(exc):
+            raise MRAAError(f"{exc}: add --allow-custom-extractor") from exc
+        raise
+    return keypoints, identity
+
+
 def run(args: argparse.Namespace) -> int:
     from mraa.animate import resolve_device
     from mraa.data.frames_dataset import FramesDataset
     from mraa.errors import MRAAError
-    from mraa.evaluation import load_identity_extractor, load_keypoint_extractor, reconstruct_dataset
+    from mraa.evaluation import reconstruct_dataset
+    from mraa.safety import check_outputs
 
     metrics = parse_metrics(args.metrics)
     if args.batch_size < 1:
         raise MRAAError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.num_videos is not None and args.num_videos < 1:
         raise MRAAError(f"--num-videos must be at least 1, got {args.num_videos}")
-    if args.fps <= 0:
+    if not 0 < args.fps < float("inf"):
         raise MRAAError(f"--fps must be positive, got {args.fps}")
     data = Path(args.data)
     if not data.is_dir():
         raise MRAAError(f"dataset folder not found: {data}")
     if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
         raise MRAAError(f"--out is a file, not a folder: {args.out}")
+    check_outputs(inputs={"--data": data}, outputs={"--out": args.out})
     resolve_device(args.device)
-    # extractors first: a missing optional dependency should fail before any heavy work
-    keypoints = load_keypoint_extractor(args.keypoints) if metrics & {"akd", "mkr"} else None
-    identity = load_identity_extractor(args.identity) if "aed" in metrics else None
+    keypoints, identity = load_extractors(args, metrics)
 
     animator = load_animator(args, batch_size=args.batch_size, announce=not args.quiet)
     height, width = animator.image_size
@@ -130,6 +164,10 @@ def run(args: argparse.Namespace) -> int:
         fps=args.fps,
     )
     print(report.summary())
+    for metric, value in (("AKD", report.akd), ("AED", report.aed)):
+        extractor = report.keypoints if metric == "AKD" else report.identity
+        if extractor is not None and value is None:
+            log.warning("%s could not be measured: %s found nothing in the frames", metric, extractor)
     if args.out is not None:
         print(f"wrote {len(report.videos)} {args.format} file(s) and {Path(args.out) / 'metrics.json'}")
     return 0

@@ -74,26 +74,39 @@ class FolderWriter:
     """Write files into a temporary sibling folder and move it into place on success (atomically)."""
 
     def __init__(self, folder: Path) -> None:
+        from mraa.atomic import lock_temp
+
         self.folder = folder
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        self._lock = lock_temp(self._tmp)  # in use: not a stale temporary (see mraa.atomic)
 
     def write(self, name: str, image: np.ndarray) -> None:
         import imageio.v3 as iio
 
+        from mraa.errors import MRAAError
+
         path = self._tmp / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        iio.imwrite(path, np.ascontiguousarray(image))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            iio.imwrite(path, np.ascontiguousarray(image))
+        except OSError as exc:  # a full disk
+            raise MRAAError(f"cannot write {self.folder}: {exc.strerror or exc}") from exc
 
     def __enter__(self) -> FolderWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            return
-        if self.folder.exists():
-            shutil.rmtree(self.folder)
-        os.replace(self._tmp, self.folder)
+        from mraa.atomic import release_temp
+
+        try:
+            if exc_type is not None:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                return
+            if self.folder.exists():
+                shutil.rmtree(self.folder)
+            os.replace(self._tmp, self.folder)
+        finally:
+            release_temp(self._lock)
 
 
 def prepare_output_dir(path: str | os.PathLike) -> Path:
@@ -144,9 +157,17 @@ def display_overlay(frame: np.ndarray, labels, num_parts: int, alpha: float) -> 
     return overlay_segmentation(frame, labels, num_parts, alpha=alpha)
 
 
+def output_files(out: Path, source: Path, soft_masks: bool) -> dict[str, Path]:
+    """The files and folders a run writes into ``out``, labelled for messages."""
+    names = ["overlay.mp4", "labels"] if is_video(source) else ["overlay.png", "labels.png"]
+    names += ["masks"] if soft_masks else []
+    return {f"--output {name}": out / name for name in names}
+
+
 def run(args: argparse.Namespace) -> int:
     from mraa.animate import resolve_device
     from mraa.errors import MRAAError
+    from mraa.safety import check_outputs
     from mraa.segmentation import check_threshold
 
     source = Path(args.input)
@@ -160,14 +181,23 @@ def run(args: argparse.Namespace) -> int:
     if args.overlay_scale is not None and not 1 <= args.overlay_scale <= 16:
         raise MRAAError(f"--overlay-scale must be between 1 and 16, got {args.overlay_scale}")
     resolve_device(args.device)
+    check_outputs(
+        inputs={"--input": source}, outputs=output_files(Path(args.output), source, args.soft_masks)
+    )
+    created = not Path(args.output).exists()
     out = prepare_output_dir(args.output)
-    animator = load_animator(args, batch_size=args.batch_size, announce=not args.quiet)
-    size = animator.image_size
-    scale = args.overlay_scale or max(1, math.ceil(256 / size[1]))
-    if is_video(source):
-        counts = segment_video(args, animator, source, out, scale)
-    else:
-        counts = segment_image(args, animator, source, out, scale)
+    try:
+        animator = load_animator(args, batch_size=args.batch_size, announce=not args.quiet)
+        size = animator.image_size
+        scale = args.overlay_scale or max(1, math.ceil(256 / size[1]))
+        if is_video(source):
+            counts = segment_video(args, animator, source, out, scale)
+        else:
+            counts = segment_image(args, animator, source, out, scale)
+    except BaseException:
+        if created and not any(out.iterdir()):  # leave no empty folder behind
+            out.rmdir()
+        raise
     num_parts = len(counts) - 1
     shares = counts / max(1, counts.sum()) * 100
     summary = ", ".join(f"{k}: {shares[k]:.1f}%" for k in range(1, num_parts + 1))
@@ -182,17 +212,24 @@ def segment_image(args, animator, path: Path, out: Path, scale: int) -> np.ndarr
     image, image_uint8 = load_source(path, animator.image_size, args.crop)
     seg = segment(animator, image, threshold=args.threshold)
     num_parts = seg.num_parts
-    write_image(
-        out / "overlay.png",
-        display_overlay(image_uint8, display_labels(seg, scale)[0], num_parts, args.alpha),
-    )
-    write_image(out / "labels.png", label_image(seg.labels[0], num_parts))
-    written = ["overlay.png", "labels.png"]
-    if args.soft_masks:
-        with FolderWriter(out / "masks") as masks:
-            for k in range(num_parts):
-                masks.write(f"part_{k + 1:02d}.png", mask_image(seg.soft_masks[0, k]))
-        written.append("masks/")
+    overlay = display_overlay(image_uint8, display_labels(seg, scale)[0], num_parts, args.alpha)
+    written: list[str] = []
+    try:  # all or nothing: a failure (a full disk) removes what this run wrote
+        for name, picture in (
+            ("overlay.png", overlay),
+            ("labels.png", label_image(seg.labels[0], num_parts)),
+        ):
+            write_image(out / name, picture)
+            written.append(name)
+        if args.soft_masks:
+            with FolderWriter(out / "masks") as masks:
+                for k in range(num_parts):
+                    masks.write(f"part_{k + 1:02d}.png", mask_image(seg.soft_masks[0, k]))
+            written.append("masks/")
+    except BaseException:
+        for name in written:
+            (out / name).unlink(missing_ok=True)
+        raise
     print(f"wrote {', '.join(str(out / name) for name in written)}")
     return np.bincount(seg.labels.flatten().cpu().numpy(), minlength=num_parts + 1)
 

@@ -159,24 +159,38 @@ def label_maps(path: str, size: tuple[int, int], num_parts: int):
     return stream()
 
 
+def check_parts_text(text: str) -> None:
+    """Refuse a malformed --parts list (an empty item such as ``1,,2`` or a trailing comma)."""
+    from mraa.errors import MRAAError
+
+    if text.strip().lower() != "all" and any(not item.strip() for item in text.split(",")):
+        raise MRAAError(f"--parts {text!r} has an empty item: give indices like 1,3 or a range like 2-4")
+
+
 def run(args: argparse.Namespace) -> int:
     from mraa.animate import resolve_device
     from mraa.errors import MRAAError
+    from mraa.safety import check_outputs
     from mraa.segmentation import check_threshold, parse_parts
 
     for name in ("source", "driving"):
         if not Path(getattr(args, name)).exists():
             raise MRAAError(f"{name} not found: {getattr(args, name)}")
+    inputs = {"--source": args.source, "--driving": args.driving, "--labels": args.labels}
     if args.pick is None:
         if not args.parts:
             raise MRAAError("--parts is required (e.g. --parts 1,3); run with --pick to see the parts")
         if not args.output:
             raise MRAAError("--output is required (or use --pick to only show the parts)")
         output = check_output_path(args.output)
+        check_outputs(inputs=inputs, outputs={"--output": output})
+        check_parts_text(args.parts)
         parse_parts(args.parts, None)  # syntax only, before loading the model
+    else:
+        check_outputs(inputs=inputs, outputs={"--pick": check_output_path(pick_path(args))})
     if args.batch_size < 1:
         raise MRAAError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.fps is not None and args.fps <= 0:
+    if args.fps is not None and not 0 < args.fps < float("inf"):
         raise MRAAError(f"--fps must be positive, got {args.fps}")
     check_threshold(args.threshold)
     if not args.feather >= 0 or args.feather == float("inf"):

@@ -14,7 +14,8 @@ Extractor contract (see ``docs/evaluation.md``):
 
 Extractors are looked up by name (:func:`load_keypoint_extractor`): a name registered with
 :func:`register_keypoint_extractor`, a name published by an installed package under the entry-point group
-``mraa.keypoint_extractors`` (``mraa.identity_extractors``), or ``package.module:factory``. In every case the
+``mraa.keypoint_extractors`` (``mraa.identity_extractors``), or, only when allowed explicitly
+(``allow_custom=True``, ``--allow-custom-extractor``), ``package.module:factory``. In every case the
 object found is a *factory*, called with no arguments to build the extractor (so heavy models load once).
 """
 
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import logging
+import re
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Protocol, runtime_checkable
@@ -157,7 +160,7 @@ def _registry(kind: str) -> tuple[dict[str, Factory], str]:
     raise ValueError(f"kind must be 'keypoints' or 'identity', got {kind!r}")
 
 
-def _resolve_factory(spec: str, kind: str) -> Factory:
+def _resolve_factory(spec: str, kind: str, allow_custom: bool = False) -> Factory:
     _builtin_factories()
     registry, group = _registry(kind)
     if spec in registry:
@@ -165,31 +168,55 @@ def _resolve_factory(spec: str, kind: str) -> Factory:
     for ep in entry_points(group=group):
         if ep.name == spec:
             return ep.load()
-    if ":" in spec:
-        module_name, _, attr = spec.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise MRAAError(f"{kind} extractor {spec!r}: cannot import {module_name} ({exc})") from None
-        factory = module
-        for part in attr.split("."):
-            factory = getattr(factory, part, None)
-            if factory is None:
-                raise MRAAError(f"{kind} extractor {spec!r}: {module_name} has no attribute {attr!r}")
-        return factory
     names = ", ".join(available_extractors(kind)) or "none"
-    raise MRAAError(f"unknown {kind} extractor {spec!r} (available: {names}; or give package.module:factory)")
+    if ":" not in spec:
+        raise MRAAError(f"unknown {kind} extractor {spec!r} (available: {names}; or package.module:factory)")
+    if not allow_custom:  # importing a module runs its code: only on request
+        raise MRAAError(
+            f"{kind} extractor {spec!r} is a module path, not a registered name (available: {names}); "
+            "loading arbitrary code must be allowed explicitly"
+        )
+    module_name, _, attr = spec.partition(":")
+    if not re.fullmatch(r"[A-Za-z_][\w.]*", module_name) or not re.fullmatch(r"[A-Za-z_][\w.]*", attr):
+        raise MRAAError(f"{kind} extractor {spec!r}: expected package.module:factory")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise MRAAError(f"{kind} extractor {spec!r}: cannot import {module_name} ({exc})") from exc
+    factory = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise MRAAError(f"{kind} extractor {spec!r}: {module_name} has no attribute {attr!r}")
+    return factory
 
 
-def _load(spec: str, kind: str) -> Callable[[np.ndarray], np.ndarray]:
-    factory = _resolve_factory(spec, kind)
+def _accepts(function: object, *args: object) -> bool:
+    """True when ``function`` can be called with ``args`` (or its signature cannot be inspected)."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # builtins without a signature
+        return True
+    try:
+        signature.bind(*args)
+    except TypeError:
+        return False
+    return True
+
+
+def _load(spec: str, kind: str, allow_custom: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+    factory = _resolve_factory(spec, kind, allow_custom)
     if not callable(factory):
         raise MRAAError(f"{kind} extractor {spec!r} is not callable")
+    if not _accepts(factory):
+        raise MRAAError(f"{kind} extractor factory {spec!r} must be callable with no arguments")
     extractor = factory()
     if not callable(extractor):
         raise MRAAError(
             f"{kind} extractor factory {spec!r} returned a non-callable {type(extractor).__name__}"
         )
+    if not _accepts(extractor, np.zeros((1, 8, 8, 3), np.uint8)):
+        raise MRAAError(f"{kind} extractor {spec!r} must be callable with one argument (a batch of frames)")
     if not getattr(extractor, "name", None):  # reports name the extractor as it was asked for
         with contextlib.suppress(AttributeError, TypeError):
             extractor.name = spec
@@ -197,11 +224,12 @@ def _load(spec: str, kind: str) -> Callable[[np.ndarray], np.ndarray]:
     return extractor
 
 
-def load_keypoint_extractor(spec: str) -> KeypointExtractor:
-    """Build the keypoint extractor named ``spec`` (registered name, entry point or ``module:factory``)."""
-    return _load(spec, "keypoints")
+def load_keypoint_extractor(spec: str, allow_custom: bool = False) -> KeypointExtractor:
+    """Build the keypoint extractor named ``spec``: a registered name, an entry point, or (only with
+    ``allow_custom``, since importing runs the module's code) ``package.module:factory``."""
+    return _load(spec, "keypoints", allow_custom)
 
 
-def load_identity_extractor(spec: str) -> IdentityExtractor:
-    """Build the identity extractor named ``spec`` (registered name, entry point or ``module:factory``)."""
-    return _load(spec, "identity")
+def load_identity_extractor(spec: str, allow_custom: bool = False) -> IdentityExtractor:
+    """Build the identity extractor named ``spec`` (as :func:`load_keypoint_extractor`)."""
+    return _load(spec, "identity", allow_custom)

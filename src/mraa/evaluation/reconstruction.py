@@ -356,13 +356,9 @@ def reconstruct_dataset(
     Returns:
         The :class:`ReconstructionReport`.
     """
-    if format not in FORMATS:
-        raise MRAAError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}")
-    if layout not in LAYOUTS:
-        raise MRAAError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
-    if max_videos is not None and max_videos < 1:
-        raise MRAAError(f"the number of videos must be at least 1, got {max_videos}")
+    _check_options(format, layout, max_videos)
     out_path = Path(out_dir) if out_dir is not None else None
+    created = out_path is not None and not out_path.exists()
     if out_path is not None:
         out_path.mkdir(parents=True, exist_ok=True)
     count = len(dataset) if max_videos is None else min(max_videos, len(dataset))
@@ -372,11 +368,7 @@ def reconstruct_dataset(
         keypoints=_name(keypoint_extractor) if keypoint_extractor is not None else None,
         identity=_name(identity_extractor) if identity_extractor is not None else None,
     )
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=count, unit="video", desc="reconstruction")
+    bar = _progress_bar(progress, count)
     started = time.perf_counter()
     used_names: set[str] = set()
     warned_size = False
@@ -385,47 +377,84 @@ def reconstruct_dataset(
             if item is None:
                 log.warning("skipping an unreadable video: %s", problem)
                 report.skipped.append(problem)
+            else:
+                output = None
+                if out_path is not None:
+                    stem = _unique(output_name(str(item["name"])), used_names)
+                    output = _Output(out_path / f"{stem}.{format}", layout, fps)
+                warned_size = warned_size or _warn_size(item["video"], animator)
+                result = _evaluate_item(
+                    animator, item, use_bg, keypoint_extractor, identity_extractor, output
+                )
+                report.videos.append(result)
                 if bar is not None:
-                    bar.update(1)
-                continue
-            video = item["video"].permute(1, 0, 2, 3)  # (T, 3, H, W)
-            name = str(item["name"])
-            if not warned_size and tuple(video.shape[2:]) != tuple(animator.image_size):
-                log.warning(
-                    "videos are %s but the model works at %s", tuple(video.shape[2:]), animator.image_size
-                )
-                warned_size = True
-            output = None
-            if out_path is not None:
-                stem = _unique(output_name(name), used_names)
-                output = _Output(out_path / f"{stem}.{format}", layout, fps)
-            try:
-                result = evaluate_video(
-                    animator, video, name, use_bg, keypoint_extractor, identity_extractor, output
-                )
-                if output is not None:
-                    output.close()
-                    result.output = output.path.name
-            except BaseException:
-                if output is not None:
-                    output.abort()
-                raise
-            log.debug("%s: L1 %.4f (baseline %.4f)", name, result.l1, result.baseline_l1)
-            report.videos.append(result)
+                    bar.set_postfix(l1=f"{report.l1:.4f}", refresh=False)
             if bar is not None:
-                bar.set_postfix(l1=f"{report.l1:.4f}", refresh=False)
                 bar.update(1)
+        report.seconds = time.perf_counter() - started
+        if not report.videos:
+            raise MRAAError("no video could be reconstructed")
+        if out_path is not None:
+            report.write_json(out_path / "metrics.json")
+    except BaseException:
+        if created and not any(out_path.iterdir()):  # leave no empty folder behind
+            out_path.rmdir()
+        raise
     finally:
         if bar is not None:
             bar.close()
-    report.seconds = time.perf_counter() - started
-    if not report.videos:
-        raise MRAAError("no video could be reconstructed")
-    if out_path is not None:
-        report.write_json(out_path / "metrics.json")
     if not math.isfinite(report.l1):
         log.warning("the reconstruction L1 is not finite: the model produced NaN/inf")
     return report
+
+
+def _check_options(format: str, layout: str, max_videos: int | None) -> None:
+    if format not in FORMATS:
+        raise MRAAError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}")
+    if layout not in LAYOUTS:
+        raise MRAAError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    if max_videos is not None and max_videos < 1:
+        raise MRAAError(f"the number of videos must be at least 1, got {max_videos}")
+
+
+def _progress_bar(progress: bool, count: int):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=count, unit="video", desc="reconstruction")
+
+
+def _warn_size(video: Tensor, animator: Animator) -> bool:
+    """Warn when a video's frames (3, T, H, W) are not the model's size; True when it warned."""
+    if tuple(video.shape[2:]) == tuple(animator.image_size):
+        return False
+    log.warning("videos are %s but the model works at %s", tuple(video.shape[2:]), animator.image_size)
+    return True
+
+
+def _evaluate_item(
+    animator: Animator,
+    item: dict[str, Any],
+    use_bg: bool,
+    keypoint_extractor: KeypointExtractor | None,
+    identity_extractor: IdentityExtractor | None,
+    output: _Output | None,
+) -> VideoResult:
+    """Reconstruct and measure one dataset item, writing its output file (or nothing, on failure)."""
+    video = item["video"].permute(1, 0, 2, 3)  # (T, 3, H, W)
+    name = str(item["name"])
+    try:
+        result = evaluate_video(animator, video, name, use_bg, keypoint_extractor, identity_extractor, output)
+        if output is not None:
+            output.close()
+            result.output = output.path.name
+    except BaseException:
+        if output is not None:
+            output.abort()
+        raise
+    log.debug("%s: L1 %.4f (baseline %.4f)", name, result.l1, result.baseline_l1)
+    return result
 
 
 def _unique(stem: str, used: set[str]) -> str:

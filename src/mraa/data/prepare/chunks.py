@@ -47,6 +47,32 @@ class _Track:
         return float(sum(box.height for box in self.boxes))
 
 
+def _link_tracks(
+    detections: Mapping[int, Sequence[Sequence[float]]], looked: Sequence[int], min_iou: float
+) -> list[_Track]:
+    """Link the boxes of consecutive looked-at frames greedily by overlap (best pairs first) into tracks."""
+    tracks: list[_Track] = []
+    for frame in looked:
+        boxes = [Box(*map(float, b)) for b in detections[frame]]
+        pairs = sorted(
+            ((box_iou(t.boxes[-1], b), ti, bi) for ti, t in enumerate(tracks) for bi, b in enumerate(boxes)),
+            reverse=True,
+        )
+        used_tracks: set[int] = set()
+        used_boxes: set[int] = set()
+        for iou, ti, bi in pairs:
+            if iou < min_iou:
+                break
+            if ti in used_tracks or bi in used_boxes:
+                continue
+            used_tracks.add(ti)
+            used_boxes.add(bi)
+            tracks[ti].frames.append(frame)
+            tracks[ti].boxes.append(boxes[bi])
+        tracks.extend(_Track([frame], [box]) for bi, box in enumerate(boxes) if bi not in used_boxes)
+    return tracks
+
+
 def track_main_person(
     detections: Mapping[int, Sequence[Sequence[float]]],
     start: int,
@@ -76,25 +102,7 @@ def track_main_person(
     length = max(0, end - start)
     track = np.full((length, 4), np.nan)
     looked = sorted(f for f in detections if start <= f < end)
-    tracks: list[_Track] = []
-    for frame in looked:
-        boxes = [Box(*map(float, b)) for b in detections[frame]]
-        pairs = sorted(
-            ((box_iou(t.boxes[-1], b), ti, bi) for ti, t in enumerate(tracks) for bi, b in enumerate(boxes)),
-            reverse=True,
-        )
-        used_tracks: set[int] = set()
-        used_boxes: set[int] = set()
-        for iou, ti, bi in pairs:
-            if iou < min_iou:
-                break
-            if ti in used_tracks or bi in used_boxes:
-                continue
-            used_tracks.add(ti)
-            used_boxes.add(bi)
-            tracks[ti].frames.append(frame)
-            tracks[ti].boxes.append(boxes[bi])
-        tracks.extend(_Track([frame], [box]) for bi, box in enumerate(boxes) if bi not in used_boxes)
+    tracks = _link_tracks(detections, looked, min_iou)
     if not tracks:
         return track
     main = max(tracks, key=lambda t: t.score)

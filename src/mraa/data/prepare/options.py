@@ -58,7 +58,7 @@ class PrepareOptions:
             (self.max_shift > 0, "max_shift must be > 0"),
             (self.max_scale_change > 0, "max_scale_change must be > 0"),
             (self.crop_scale >= 1, "crop_scale must be >= 1"),
-            (self.size >= 8, "size must be at least 8"),
+            (8 <= self.size <= 4096, f"size must be between 8 and 4096 pixels, got {self.size}"),
             (self.detect_every >= 1, "detect_every must be at least 1"),
             (self.max_gap is None or self.max_gap >= 1, "max_gap must be at least 1"),
             (self.smooth_frames >= 1, "smooth_frames must be at least 1"),

@@ -75,6 +75,7 @@ class VideoReport:
     chunks_dropped: dict[str, int] = field(default_factory=dict)
     analysis_reused: bool = False
     chunks_written: int = 0
+    detail: str = ""  # the error behind ``reason``, when there was one
 
 
 @dataclass
@@ -243,7 +244,8 @@ def analyse_video(
             if detections is None and detector is not None and index % options.detect_every == 0:
                 found[index] = list(detector.detect(frame))
             bar.update(1)
-    assert frame_size is not None  # iter_video raises on a video without frames
+    if frame_size is None:  # iter_video raises on a video without frames; this is a safety net
+        raise MRAAError(f"video has no frames: {source}")
     height, width = frame_size
     found = {
         f: [Box(*b).clip(width, height) for b in boxes] for f, boxes in found.items() if f < shots.num_frames
@@ -446,38 +448,35 @@ def _analyse_task(
     detector: PersonDetector | None,
     detector_name: str,
     progress: bool,
-) -> tuple[dict | None, str, bool]:
-    """Analyse one video or reuse its cached analysis: ``(analysis or None, drop reason, reused)``."""
+) -> tuple[dict | None, str, bool, str]:
+    """Analyse one video or reuse its cached analysis: ``(analysis or None, drop reason, reused, detail)``."""
     boxes_file = None
     try:
         if options.detector == BOXES:
             boxes = PrecomputedBoxes(options.boxes_dir)
             boxes_file = boxes.find(source, vid)
             if boxes_file is None:
-                log.warning("%s: no boxes file in %s, skipped", source, boxes.folder)
-                return None, "no boxes file", False
+                return None, "no boxes file", False, f"no boxes file in {boxes.folder}"
         key = _analysis_key(source, options, detector_name, boxes_file)
         cache = output / "analysis" / f"{vid}.json"
         analysis = _load_cached_analysis(cache, key)
         if analysis is not None:
-            return analysis, "", True
+            return analysis, "", True, ""
         precomputed = None
         if boxes_file is not None:
             try:
                 loader = load_boxes_json if boxes_file.suffix == ".json" else load_boxes_csv
                 precomputed = loader(boxes_file)
             except MRAAError as exc:
-                log.warning("skipping %s: %s", source, exc)
-                return None, "bad boxes file", False
+                return None, "bad boxes file", False, str(exc)
         elif detector is None:
             detector = _named_detector(options.detector, options.min_person_height)
         analysis = analyse_video(source, options, detector, precomputed, progress)
         analysis["key"] = key
         atomic_write_text(cache, json.dumps(analysis))
-        return analysis, "", False
+        return analysis, "", False, ""
     except MRAAError as exc:
-        log.warning("skipping %s: %s", source, exc)
-        return None, "unreadable", False
+        return None, "unreadable", False, str(exc)
 
 
 def _write_task(
@@ -546,23 +545,50 @@ def prepare_dataset(
 
     Returns:
         The summary of kept and dropped videos and chunks.
+
+    Raises:
+        MRAAError: bad settings, a missing dependency or boxes folder (before anything is written), or no
+            input gave a chunk (with each input's reason; the folders this run made are removed).
     """
     options = options or PrepareOptions()
-    if detector is not None and options.detector == BOXES:
-        raise MRAAError("give either a detector object or precomputed boxes, not both")
-    options.validate()
-    if workers > 1 and detector is not None:
-        try:
-            pickle.dumps(detector)
-        except Exception:
-            raise MRAAError("a detector object must be picklable to run with several workers") from None
     output = Path(output)
     sources = find_videos(inputs, exclude=output)
     if not sources:
         raise MRAAError(f"no videos found in {', '.join(map(str, inputs))}")
+    _check_ready(options, detector, workers)
+    made = [p for p in (output, *(output / sub for sub in ("analysis", *SPLITS))) if not p.exists()]
     for sub in ("analysis", *SPLITS):
         (output / sub).mkdir(parents=True, exist_ok=True)
-    # fail early, before any video is read, when a dependency or the boxes folder is missing
+    try:
+        reports, analyses, planned = _analyse_all(sources, options, output, detector, progress, workers)
+        if not any(r.kept for r in reports):
+            raise MRAAError(_nothing_made(reports))
+        rows = _write_all(reports, analyses, planned, options, output, progress, workers)
+        if not rows:
+            raise MRAAError(_nothing_made(reports))
+    except BaseException:
+        _remove_made(made, output)
+        raise
+    manifest = output / "manifest.csv"
+    atomic_write_text(manifest, _manifest_text(rows))
+    _warn_unlisted(output, {row["name"] for row in rows})
+    summary = PrepareSummary(output=str(output), videos=reports, manifest=str(manifest))
+    atomic_write_text(output / "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
+    return summary
+
+
+def _check_ready(options: PrepareOptions, detector: PersonDetector | None, workers: int) -> None:
+    """Fail before anything is read or written on bad settings, a missing dependency or boxes folder."""
+    if detector is not None and options.detector == BOXES:
+        raise MRAAError("give either a detector object or precomputed boxes, not both")
+    options.validate()
+    if workers < 1:
+        raise MRAAError(f"the number of workers must be at least 1, got {workers}")
+    if workers > 1 and detector is not None:
+        try:
+            pickle.dumps(detector)
+        except Exception as exc:
+            raise MRAAError("a detector object must be picklable to run with several workers") from exc
     require_cv2()
     if options.shot_threshold > 0:
         require_scenedetect()
@@ -570,21 +596,49 @@ def prepare_dataset(
         PrecomputedBoxes(options.boxes_dir)
     elif detector is None:
         _named_detector(options.detector, options.min_person_height)
-    detector_name = type(detector).__name__ if detector is not None else options.detector
-    frame_bars = progress and workers <= 1
 
+
+def _nothing_made(reports: list[VideoReport]) -> str:
+    """The error for a run that kept no video: one reason per input."""
+    reasons = "; ".join(f"{Path(r.source).name}: {r.detail or r.reason or 'no chunk'}" for r in reports[:5])
+    more = f"; and {len(reports) - 5} more" if len(reports) > 5 else ""
+    return f"no input gave a chunk, nothing was written ({reasons}{more})"
+
+
+def _remove_made(made: list[Path], output: Path) -> None:
+    """Remove the folders this run created: all of ``output`` when it is new, else its new subfolders."""
+    if output in made:
+        shutil.rmtree(output, ignore_errors=True)
+        return
+    for folder in made:
+        if folder.name == "analysis":  # holds only this run's analyses
+            shutil.rmtree(folder, ignore_errors=True)
+        elif folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _analyse_all(
+    sources: list[Path],
+    options: PrepareOptions,
+    output: Path,
+    detector: PersonDetector | None,
+    progress: bool,
+    workers: int,
+) -> tuple[list[VideoReport], dict[str, dict], dict[str, list[PlannedChunk]]]:
+    """Phases 1 and 2 for every input: reports, analyses and planned chunks by video id."""
+    detector_name = type(detector).__name__ if detector is not None else options.detector
     ids = video_ids(sources)
     jobs = [
-        (source, vid, options, output, detector, detector_name, frame_bars)
+        (source, vid, options, output, detector, detector_name, progress and workers <= 1)
         for source, vid in zip(sources, ids)
     ]
     reports: list[VideoReport] = []
     analyses: dict[str, dict] = {}
     planned: dict[str, list[PlannedChunk]] = {}
-    for (source, vid), (analysis, reason, reused) in zip(
-        zip(sources, ids), _run_tasks(_analyse_task, jobs, workers, "analyse", progress)
-    ):
+    results = _run_tasks(_analyse_task, jobs, workers, "analyse", progress)
+    for (source, vid), (analysis, reason, reused, detail) in zip(zip(sources, ids), results):
         report = VideoReport(video_id=vid, source=str(source), reason=reason, analysis_reused=reused)
+        report.detail = detail
         reports.append(report)
         if analysis is None:
             continue
@@ -599,34 +653,33 @@ def prepare_dataset(
         planned[vid] = chunks
         if reason:
             log.info("%s: dropped (%s)", source.name, reason)
+    if any(r.kept for r in reports):  # else the error lists the reasons
+        for report in reports:
+            if report.detail:
+                log.warning("skipped %s: %s", report.source, report.detail)
+    return reports, analyses, planned
 
+
+def _write_all(
+    reports: list[VideoReport],
+    analyses: dict[str, dict],
+    planned: dict[str, list[PlannedChunk]],
+    options: PrepareOptions,
+    output: Path,
+    progress: bool,
+    workers: int,
+) -> list[dict[str, Any]]:
+    """Phase 3: split the kept videos, write their missing chunks; returns the manifest rows."""
     splits = split_videos([r.video_id for r in reports if r.kept], options.test_fraction, options.seed)
     rows: list[dict[str, Any]] = []
     write_jobs, writing = [], []
     for report in [r for r in reports if r.kept]:
         report.split = splits[report.video_id]
         analysis = analyses[report.video_id]
-        height, width = analysis["frame_size"]
-        todo = []
-        for chunk in planned[report.video_id]:
-            name = chunk_name(report.video_id, chunk)
-            filename = f"{name}.mp4" if options.format == "mp4" else name
-            path = output / report.split / filename
-            other = output / ("test" if report.split == "train" else "train") / filename
-            if not path.exists() and other.exists():
-                os.replace(other, path)  # the split changed (other seed, fraction or set of videos)
-            if not path.exists():
-                todo.append((chunk, path))
-            shot_start, shot_end = analysis["shots"][chunk.shot]
-            rows.append({
-                "name": filename, "split": report.split, "video_id": report.video_id, "source": report.source,
-                "shot": chunk.shot, "shot_start": shot_start, "shot_end": shot_end, "start": chunk.start,
-                "end": chunk.end, "num_frames": chunk.num_frames, "crop_x0": chunk.crop.x0,
-                "crop_y0": chunk.crop.y0, "crop_size": chunk.crop.size, "fps": round(analysis["fps"], 6),
-                "source_height": height, "source_width": width,
-            })  # fmt: skip
+        todo = _plan_files(report, analysis, planned[report.video_id], options, output, rows)
         if todo:
             writing.append(report)
+            frame_bars = progress and workers <= 1
             write_jobs.append(
                 (Path(report.source), todo, options.size, analysis["fps"], analysis["num_frames"], frame_bars)
             )
@@ -636,15 +689,40 @@ def prepare_dataset(
         report.chunks_written = written
         if error:
             log.warning("could not write the chunks of %s: %s", report.source, error)
-            report.kept, report.reason, report.split = False, "unreadable", ""
+            report.kept, report.reason, report.split, report.detail = False, "unreadable", "", error
             rows = [row for row in rows if row["video_id"] != report.video_id]
+    return rows
 
-    manifest = output / "manifest.csv"
-    atomic_write_text(manifest, _manifest_text(rows))
-    _warn_unlisted(output, {row["name"] for row in rows})
-    summary = PrepareSummary(output=str(output), videos=reports, manifest=str(manifest))
-    atomic_write_text(output / "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
-    return summary
+
+def _plan_files(
+    report: VideoReport,
+    analysis: dict,
+    chunks: list[PlannedChunk],
+    options: PrepareOptions,
+    output: Path,
+    rows: list[dict[str, Any]],
+) -> list[tuple[PlannedChunk, Path]]:
+    """Manifest rows (appended to ``rows``) of one video's chunks and those not on disk yet."""
+    height, width = analysis["frame_size"]
+    todo = []
+    for chunk in chunks:
+        name = chunk_name(report.video_id, chunk)
+        filename = f"{name}.mp4" if options.format == "mp4" else name
+        path = output / report.split / filename
+        other = output / ("test" if report.split == "train" else "train") / filename
+        if not path.exists() and other.exists():
+            os.replace(other, path)  # the split changed (other seed, fraction or set of videos)
+        if not path.exists():
+            todo.append((chunk, path))
+        shot_start, shot_end = analysis["shots"][chunk.shot]
+        rows.append({
+            "name": filename, "split": report.split, "video_id": report.video_id, "source": report.source,
+            "shot": chunk.shot, "shot_start": shot_start, "shot_end": shot_end, "start": chunk.start,
+            "end": chunk.end, "num_frames": chunk.num_frames, "crop_x0": chunk.crop.x0,
+            "crop_y0": chunk.crop.y0, "crop_size": chunk.crop.size, "fps": round(analysis["fps"], 6),
+            "source_height": height, "source_width": width,
+        })  # fmt: skip
+    return todo
 
 
 def _warn_unlisted(output: Path, names: set[str]) -> None:
