@@ -196,7 +196,7 @@ def parse_smoothing(spec: str | SmoothingSpec | None) -> SmoothingSpec:
     if name == "ema" and len(values) == 1 and 0 < values[0] <= 1:
         return SmoothingSpec("ema", values)
     if name in ("one-euro", "oneeuro", "1euro") and len(values) in (0, 2):
-        values = values or (0.05, 20.0)
+        values = values or (0.05, 1.0)
         if values[0] > 0 and values[1] >= 0:
             return SmoothingSpec("one-euro", values)
     if name == "savgol" and len(values) in (1, 2):

@@ -23,7 +23,7 @@ BACKGROUND_HELP = (
 )
 SMOOTH_HELP = (
     "temporal smoothing of the driving regions: none (default), ema:ALPHA (weight of the new frame, causal), "
-    "one-euro[:MIN_CUTOFF,BETA] (causal, adaptive; default 0.05,20), savgol:WINDOW[,ORDER] (odd window, "
+    "one-euro[:MIN_CUTOFF,BETA] (causal, adaptive; default 0.05,1), savgol:WINDOW[,ORDER] (odd window, "
     "delays each frame by WINDOW//2). See docs/smoothing.md"
 )
 
