@@ -166,8 +166,9 @@ def test_progress_bar_has_the_total(animator, media, tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- batch CLI
 def _batch(media, out, *extra):
-    argv = ["animate", "--source", str(media / "images"), "--driving", str(media / "videos" / "x.mp4"),
-            str(media / "videos" / "y.mp4"), "--output", str(out), "--quiet", *extra]  # fmt: skip
+    """The issue's use case: a folder of 3 images x a folder of 2 videos."""
+    argv = ["animate", "--source", str(media / "images"), "--driving", str(media / "videos"), "--output", str(out),
+            "--quiet", *extra]  # fmt: skip
     return main(argv)
 
 
@@ -226,6 +227,11 @@ def test_pairs_csv(media, tmp_path, capsys):
     csv_path.write_text("source,driving\nnothing.png,y.mp4\n")
     assert main(["animate", "--pairs", str(csv_path), "--quiet"]) == 2
     assert "no output" in capsys.readouterr().err
+    y = media / "videos" / "y.mp4"
+    csv_path.write_text(f"source,driving,output\n{media / 'images' / 'a.png'},{y},{y}\n")
+    assert main(["animate", "--pairs", str(csv_path), "--quiet"]) == 2
+    assert "is also an input" in capsys.readouterr().err
+    assert read_video(y).shape[0] == 4
 
 
 @pytest.mark.parametrize(
