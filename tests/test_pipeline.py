@@ -50,17 +50,30 @@ def media(tmp_path_factory):
 
 # ----------------------------------------------------------------------------- Python API inputs
 def test_paths_arrays_pil_and_tensors_give_the_same_frames(animator, media):
+    from mraa.inputs import driving_tensors
+
     driving = media / "videos" / "y.mp4"
+    by_path = animator.animate(
+        str(media / "images" / "a.png"), driving, mode="relative"
+    )  # was an AttributeError
+    assert by_path.shape == (4, 3, 64, 64)
     array = read_image(media / "images" / "a.png")
     tensor = torch.from_numpy(array).permute(2, 0, 1).float() / 255
-    by_path = animator.animate(media / "images" / "a.png", driving, mode="relative")
-    assert by_path.shape == (4, 3, 64, 64)
-    for source in (str(media / "images" / "a.png"), array, Image.fromarray(array), tensor):
-        assert torch.allclose(animator.animate(source, driving, mode="relative"), by_path, atol=1e-6)
+    expected = animator.encode_source(media / "images" / "a.png").image
+    for source in (
+        array,
+        Image.fromarray(array),
+        tensor,
+        tensor[None],
+        torch.from_numpy(array).permute(2, 0, 1),
+    ):
+        assert torch.allclose(animator.encode_source(source).image, expected, atol=1e-6)
     frames = read_video(driving)
+    stream = torch.cat(list(driving_tensors(driving, (64, 64))))
+    as_tensor = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+    for form in (frames, list(frames), [Image.fromarray(f) for f in frames], as_tensor, list(as_tensor)):
+        assert torch.allclose(torch.cat(list(driving_tensors(form, (64, 64)))), stream, atol=1e-6)
     assert torch.allclose(animator.animate(array, frames, mode="relative"), by_path, atol=1e-6)
-    listed = [Image.fromarray(f) for f in frames]
-    assert torch.allclose(animator.animate(array, listed, mode="relative"), by_path, atol=1e-6)
 
 
 def test_wrong_size_inputs_are_resized_with_one_log_line(animator, media, caplog):

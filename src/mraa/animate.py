@@ -418,9 +418,12 @@ class Animator:
 
     @torch.no_grad()
     def driving_region_stream(
-        self, driving: DrivingInput, size: tuple[int, int], smooth: str | SmoothingSpec | None = None,
+        self,
+        driving: DrivingInput,
+        size: tuple[int, int],
+        smooth: str | SmoothingSpec | None = None,
         crop: bool = False,
-    ) -> Iterator[tuple[Tensor, RegionParams]]:  # fmt: skip
+    ) -> Iterator[tuple[Tensor, RegionParams]]:
         """Driving batches (B, C, H, W) at ``size`` on the device with their region params, smoothed.
 
         A look-ahead smoother (savgol) holds frames back until their params are ready (a delay buffer),
