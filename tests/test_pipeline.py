@@ -278,3 +278,17 @@ def test_single_output_equal_to_input_is_refused(media, capsys):
     assert main(argv) == 2
     assert "is also an input" in capsys.readouterr().err
     assert read_video(media / "videos" / "y.mp4").shape[0] == 4
+
+
+def test_frame_counts_for_the_progress_total(media, tmp_path):
+    from mraa.inputs import count_frames
+
+    frames = read_video(media / "videos" / "y.mp4")
+    write_video(tmp_path / "d.gif", frames, fps=10)
+    write_video(tmp_path / "folder", frames)
+    assert count_frames(media / "videos" / "y.mp4") == 4
+    assert count_frames(tmp_path / "d.gif") == 4
+    assert count_frames(tmp_path / "folder") == 4
+    assert count_frames(torch.rand(7, 3, 8, 8)) == 7 and count_frames(list(frames)) == 4
+    assert count_frames(iter(frames)) is None  # unknown: the bar shows no total
+    assert count_frames(media / "corrupt.mp4") is None

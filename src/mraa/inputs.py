@@ -180,10 +180,24 @@ def count_frames(driving: DrivingInput) -> int | None:
         from mraa.data.video_io import probe_video
 
         try:
-            return probe_video(driving).num_frames or None
+            count = probe_video(driving).num_frames
         except MRAAError:
             return None
+        return count or _gif_frames(Path(driving))
     try:
         return len(driving)  # type: ignore[arg-type]
     except TypeError:
+        return None
+
+
+def _gif_frames(path: Path) -> int | None:
+    """The frame count of a gif (Pillow reads it from the file without decoding), else None."""
+    if path.suffix.lower() != ".gif":
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return int(getattr(image, "n_frames", 1))
+    except Exception:  # an unreadable gif fails clearly when it is decoded
         return None

@@ -162,7 +162,7 @@ def driving_info(driving: DrivingInput, fps: float | None) -> tuple[float, int |
 
     if isinstance(driving, (str, os.PathLike)):
         info = probe_video(driving)
-        rate, total, audio = info.fps, info.num_frames or None, info.has_audio
+        rate, total, audio = info.fps, info.num_frames or count_frames(driving), info.has_audio
     else:
         rate, total, audio = DEFAULT_FPS, count_frames(driving), False
     rate = rate if fps is None else float(fps)
