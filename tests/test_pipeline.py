@@ -292,3 +292,21 @@ def test_frame_counts_for_the_progress_total(media, tmp_path):
     assert count_frames(torch.rand(7, 3, 8, 8)) == 7 and count_frames(list(frames)) == 4
     assert count_frames(iter(frames)) is None  # unknown: the bar shows no total
     assert count_frames(media / "corrupt.mp4") is None
+
+
+def test_inputs_expand_from_files_folders_and_globs(media, tmp_path):
+    from mraa.cli.animate import _expand
+
+    images = media / "images"
+    assert [p.name for p in _expand([str(images)], "source")] == ["a.png", "b.png", "c.jpg"]
+    assert [p.name for p in _expand([str(images / "*.png")], "source")] == ["a.png", "b.png"]
+    assert _expand([str(media / "videos" / "y.mp4"), str(media / "videos")], "driving")[1:] == [
+        media / "videos" / "x.mp4",
+        media / "videos" / "y.mp4",
+    ]
+    write_video(tmp_path / "frames", read_video(media / "videos" / "y.mp4"))
+    assert _expand([str(tmp_path / "frames")], "driving") == [tmp_path / "frames"]  # one frame-folder video
+    with pytest.raises(MRAAError, match="matches no files"):
+        _expand([str(images / "*.webp")], "source")
+    with pytest.raises(MRAAError, match="no source images"):
+        _expand([str(media / "videos")], "source")

@@ -191,9 +191,10 @@ def plan_jobs(args: argparse.Namespace) -> tuple[list[Job], bool]:
         if args.source or args.driving:
             raise MRAAError("--pairs replaces --source and --driving: give one or the other")
         output_dir = Path(args.output) if args.output else None
+        jobs = _read_pairs(Path(args.pairs), output_dir)
         if output_dir is not None:
             output_dir.mkdir(parents=True, exist_ok=True)
-        return _read_pairs(Path(args.pairs), output_dir), True
+        return jobs, True
     if not args.source or not args.driving or not args.output:
         raise MRAAError("give --source, --driving and --output (or --pairs FILE.csv)")
     sources, drivings = _expand(args.source, "source"), _expand(args.driving, "driving")
