@@ -12,7 +12,9 @@ smoother is applied to that track. Figures per smoother:
   velocities with the clean ones (positive: the smoothed track trails the clean one). (The same peak for the
   jittered track is dominated by the noise: it moves by +-2 frames between seeds.)
 
-    PYTHONPATH=src python benchmarks/smoothing.py [--jitter 1.5] [--seed 0]
+    PYTHONPATH=src python benchmarks/smoothing.py [--jitter 1.5] [--seed 0] [--plot docs/images/smoothing.png]
+
+``--plot`` (needs matplotlib, the ``toy`` extra) draws one region's horizontal centre over time.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ def main() -> None:
     parser.add_argument("--jitter", type=float, default=1.5, help="jitter standard deviation in pixels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoothers", nargs="+", default=list(SMOOTHERS))
+    parser.add_argument("--plot", help="write a PNG of one region's track (clean, jittered, smoothed)")
+    parser.add_argument("--region", type=int, default=0, help="region drawn by --plot")
     args = parser.parse_args()
     torch.set_num_threads(1)
     animator = Animator.from_checkpoint(batch_size=16)
@@ -87,10 +91,11 @@ def main() -> None:
     shaky_params = animator.region_params(shaky)
     to_px = (size - 1) / 2.0  # [-1, 1] -> pixels
     clean_centres = clean_params["shift"].cpu().numpy() * to_px
-    results = {}
+    results, tracks = {}, {}
     for spec in args.smoothers:
         smoothed = smooth_region_params(shaky_params, spec)
         centres = smoothed["shift"].cpu().numpy() * to_px
+        tracks[spec] = centres
         canonical_det = torch.linalg.det(smoothed["affine"]) * torch.linalg.det(shaky_params["affine"])
         clean_smoothed = smooth_region_params(clean_params, spec)["shift"].cpu().numpy() * to_px
         results[spec] = {
@@ -108,6 +113,30 @@ def main() -> None:
         "smoothers": results,
     }
     print(json.dumps(report, indent=2))
+    if args.plot:
+        plot_tracks(args.plot, clean_centres, tracks, args.region)
+
+
+def plot_tracks(path: str, clean: np.ndarray, tracks: dict[str, np.ndarray], region: int) -> None:
+    """One region's horizontal centre over time: clean, jittered (``none``) and two smoothers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3), dpi=100)
+    ax.plot(clean[:, region, 0], color="black", lw=2, label="clean video")
+    styles = {"none": ("tab:red", 1), "ema:0.5": ("tab:blue", 1.5), "savgol:9": ("tab:green", 1.5)}
+    for spec, (color, width) in styles.items():
+        if spec in tracks:
+            label = "jittered, no smoothing" if spec == "none" else f"jittered, --smooth {spec}"
+            ax.plot(tracks[spec][:, region, 0], color=color, lw=width, label=label)
+    ax.set_xlabel("frame")
+    ax.set_ylabel(f"region {region} centre x (px)")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
