@@ -19,7 +19,7 @@ venv: $(STAMP)
 
 test: venv  # tests/test_doctests.py runs every docstring example in src/mraa
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -x --durations=10
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -x --durations=10
 
 demo: venv
 	$(PY) -m mraa demo

@@ -25,7 +25,10 @@ Paths = Mapping[str, PathLike | None] | Iterable[PathLike | None]
 
 def _labelled(paths: Paths, default: str) -> list[tuple[str, Path]]:
     """(label, path) pairs; None entries (an option not given) are skipped."""
-    items = paths.items() if isinstance(paths, Mapping) else ((default, p) for p in paths)
+    if isinstance(paths, Mapping):
+        items = paths.items()
+    else:  # plain paths, or (label, path) pairs when several paths share a label (a batch's --driving)
+        items = (p if isinstance(p, tuple) else (default, p) for p in paths)
     return [(label, Path(path)) for label, path in items if path is not None and str(path) != ""]
 
 
