@@ -1,0 +1,510 @@
+"""Subject framing for real photos and videos: find the subject, choose crop boxes, paste results back.
+
+Everything here returns boxes (``Box(x0, y0, x1, y1)`` in pixels of the full image), never crops, so
+callers decide what to cut. The framings follow how the released models' training data was cropped
+(numbers and sources in ``docs/framing.md``):
+
+- ``face`` (vox256): a square around the face, the face a little above the centre;
+- ``upper_body`` (ted384, ted-youtube384): a square from just above the head down to the waist;
+- ``full_body`` (taichi256): a square around the whole person, 5% margin each side;
+- ``none`` (mgif256, the shipped synthetic model): the image as it is.
+
+Detectors are offline (OpenCV's Haar face cascade and HOG people detector, from the ``detect`` extra) plus
+a plain-background silhouette finder. Driving videos get one box per shot, from a track whose centre and
+size are smoothed over time. :func:`paste_back` composites an animated crop into the full-resolution
+source with a feathered mask; pixels where the mask is zero are the source's, exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mraa.data.prepare.detectors import Box, box_iou
+from mraa.errors import MRAAError
+
+log = logging.getLogger(__name__)
+
+FRAMINGS = ("face", "upper_body", "full_body", "none")
+CROP_CHOICES = ("auto", "face", "upper-body", "full-body", "center", "none")
+DETECT_SIZE = 480  # images are shrunk to at most this many pixels on their long side before detection
+CUT_THRESHOLD = 30.0  # mean absolute difference (0..255) of 16x16 grey thumbnails that marks a camera cut
+
+
+@dataclass(frozen=True)
+class FramingRule:
+    """How a square crop follows from a reference box (face or person).
+
+    ``side`` is the crop's side in units of the reference box's height; the reference box's centre sits at
+    ``center_y`` (fraction of the side, from the top) and horizontally in the middle.
+    """
+
+    side: float
+    center_y: float = 0.5
+
+
+# Haar face boxes run from the eyebrows to the chin; the official crops used larger S3FD boxes, unioned
+# over a chunk and grown 10% per side. Our factors are calibrated estimates, see docs/framing.md.
+FACE_RULE = FramingRule(side=2.0, center_y=0.45)
+UPPER_FROM_FACE = FramingRule(side=5.0, center_y=0.22)
+FULL_FROM_PERSON = FramingRule(side=1.1, center_y=0.5)  # TaiChi: person box + 5% per side, made square
+UPPER_FROM_PERSON = FramingRule(side=0.6, center_y=0.42)  # top 60% of a standing person
+PERSON_FROM_FACE = 8.8  # person height in Haar face heights (7.5 heads; a Haar box is ~0.85 of a head)
+PERSON_FROM_HOG = 0.75  # HOG's 64x128 window holds a ~96 px person: the box is ~1/0.75 of the person
+
+
+def framing_from_crop(choice: str, model_framing: str) -> str:
+    """The framing for a ``--crop`` choice: ``auto`` is the model's; ``center`` and ``none`` pass through."""
+    choice = choice.replace("-", "_")
+    if choice == "auto":
+        return model_framing
+    if choice in ("center", "none") or choice in FRAMINGS:
+        return choice
+    raise MRAAError(f"unknown crop {choice!r}; choose from {', '.join(CROP_CHOICES)}")
+
+
+def check_framing(framing: str) -> str:
+    if framing not in FRAMINGS:
+        raise MRAAError(f"framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
+    return framing
+
+
+# ----------------------------------------------------------------------------- detectors
+def _shrink(image: np.ndarray, limit: int = DETECT_SIZE) -> tuple[np.ndarray, float]:
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    scale = min(1.0, limit / max(h, w))
+    if scale == 1.0:
+        return image, 1.0
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)), scale
+
+
+def _scaled(box: Box, scale: float) -> Box:
+    return Box(box.x0 / scale, box.y0 / scale, box.x1 / scale, box.y1 / scale)
+
+
+_DETECTORS: dict[str, object] = {}
+
+
+def _detector(name: str):
+    """Cached OpenCV detectors (building the cascade takes ~30 ms)."""
+    if name not in _DETECTORS:
+        from mraa.data.prepare.detectors import HaarUpperBodyDetector, HogPeopleDetector
+
+        factory = {"face": lambda: HaarUpperBodyDetector(max_height=DETECT_SIZE), "hog": HogPeopleDetector}
+        _DETECTORS[name] = factory[name]()
+    return _DETECTORS[name]
+
+
+def detect_faces(image: np.ndarray) -> list[Box]:
+    """Frontal (then profile) face boxes, largest first (OpenCV Haar cascades)."""
+    return _detector("face").detect_faces(image)
+
+
+def detect_people(image: np.ndarray) -> list[Box]:
+    """Whole standing people (OpenCV HOG), largest first; the boxes include HOG's window padding."""
+    boxes = [b for b in _detector("hog").detect(image) if b.height > 0]
+    return sorted(boxes, key=lambda b: -b.width * b.height)
+
+
+def detect_foreground(image: np.ndarray) -> Box | None:
+    """The box of what differs from a plain background (estimated on the image border), or None.
+
+    Works for studio shots, cartoons and our synthetic figures on flat backgrounds; returns None when the
+    border is not uniform (a real scene) or nothing / almost everything differs from it.
+    """
+    import cv2
+
+    small, scale = _shrink(image, 256)
+    pixels = small.astype(np.int16)
+    border = np.concatenate([pixels[:2].reshape(-1, 3), pixels[-2:].reshape(-1, 3),
+                             pixels[:, :2].reshape(-1, 3), pixels[:, -2:].reshape(-1, 3)])  # fmt: skip
+    background = np.median(border, axis=0)
+    border_spread = np.percentile(np.abs(border - background).max(axis=1), 90)
+    if border_spread > 24:
+        return None
+    mask = (np.abs(pixels - background).max(axis=2) > max(30.0, 3 * border_spread)).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    if not 0.003 < mask.mean() < 0.8:
+        return None
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = [i + 1 for i, a in enumerate(areas) if a >= 0.05 * areas.max()]
+    x0 = min(stats[i, cv2.CC_STAT_LEFT] for i in keep)
+    y0 = min(stats[i, cv2.CC_STAT_TOP] for i in keep)
+    x1 = max(stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH] for i in keep)
+    y1 = max(stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] for i in keep)
+    return _scaled(Box(float(x0), float(y0), float(x1), float(y1)), scale)
+
+
+def _rule_box(reference: Box, rule: FramingRule) -> Box:
+    side = rule.side * reference.height
+    cx = (reference.x0 + reference.x1) / 2.0
+    cy = (reference.y0 + reference.y1) / 2.0 + (0.5 - rule.center_y) * side
+    return Box(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+
+
+def _person_from_face(face: Box) -> Box:
+    height = PERSON_FROM_FACE * face.height
+    cx, top = (face.x0 + face.x1) / 2.0, face.y0 - 0.2 * face.height
+    return Box(cx - 0.2 * height, top, cx + 0.2 * height, top + height)
+
+
+def _person_from_hog(box: Box) -> Box:
+    cx, cy = box.center
+    h = PERSON_FROM_HOG * box.height
+    w = PERSON_FROM_HOG * box.width
+    return Box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+
+def _square(box: Box) -> Box:
+    """The square with the box's centre and its longer side (aspect-preserving growth, as crop-video.py)."""
+    cx, cy = box.center
+    half = max(box.width, box.height) / 2.0
+    return Box(cx - half, cy - half, cx + half, cy + half)
+
+
+@dataclass
+class Subject:
+    """What was found: the subject's box, the unclamped square crop it asks for, and by which detector."""
+
+    box: Box  # the detected face or person, in image pixels
+    crop: Box  # the framing's square, before fitting into the image
+    detector: str  # face, hog, foreground, face+proportions
+
+
+def find_subject(image: np.ndarray, framing: str) -> Subject | None:
+    """Detect the subject for ``framing`` (``face``, ``upper_body``, ``full_body``) in a uint8 (H, W, 3)
+    image; None when nothing is found. Detectors are tried in the order documented in docs/framing.md."""
+    check_framing(framing)
+    if framing == "none":
+        return None
+    small, scale = _shrink(image)
+    faces = [_scaled(b, scale) for b in detect_faces(small)]
+    if framing == "face":
+        return Subject(faces[0], _rule_box(faces[0], FACE_RULE), "face") if faces else None
+    if framing == "upper_body" and faces:
+        return Subject(faces[0], _rule_box(faces[0], UPPER_FROM_FACE), "face")
+    people = (
+        [_person_from_hog(_scaled(b, scale)) for b in detect_people(small)] if framing == "full_body" else []
+    )
+    person, how = (people[0], "hog") if people else (detect_foreground(image), "foreground")
+    if person is None and faces:
+        person, how = _person_from_face(faces[0]), "face+proportions"
+    if person is None:
+        return None
+    if framing == "full_body":
+        return Subject(person, _square(_rule_box(person, FULL_FROM_PERSON)), how)
+    upper = Box(person.x0, person.y0, person.x1, person.y0 + UPPER_FROM_PERSON.side * person.height)
+    side = max(upper.height, upper.width * 1.05)
+    return Subject(
+        person, _rule_box(Box(upper.x0, upper.y0, upper.x1, upper.y0 + side), FramingRule(1.0)), how
+    )
+
+
+# ----------------------------------------------------------------------------- boxes in the image
+def fit_box(box: Box, width: int, height: int, aspect: float = 1.0) -> Box:
+    """An integer box of the given aspect (w / h) like ``box``, moved (not padded) to lie in the image;
+    shrunk about its centre when the image is too small for it (the official crops never pad)."""
+    h = max(box.height, box.width / aspect)
+    h = min(h, height, width / aspect)
+    w = h * aspect
+    cx, cy = box.center
+    x0 = min(max(cx - w / 2, 0.0), width - w)
+    y0 = min(max(cy - h / 2, 0.0), height - h)
+    x0, y0 = int(round(x0)), int(round(y0))
+    w, h = max(1, int(round(w))), max(1, int(round(h)))
+    x0, y0 = min(x0, width - w), min(y0, height - h)
+    return Box(float(x0), float(y0), float(x0 + w), float(y0 + h))
+
+
+def center_box(width: int, height: int, aspect: float = 1.0) -> Box:
+    """The largest centred box of the given aspect (what ``--crop center`` takes)."""
+    return _center(width, height, aspect)
+
+
+def _center(width: int, height: int, aspect: float) -> Box:
+    h = min(float(height), width / aspect)
+    w = h * aspect
+    w, h = int(round(w)), int(round(h))
+    x0, y0 = (width - w) // 2, (height - h) // 2
+    return Box(float(x0), float(y0), float(x0 + w), float(y0 + h))
+
+
+def outside_fraction(box: Box, width: int, height: int) -> float:
+    """Share of ``box``'s area that lies outside a ``width`` x ``height`` image."""
+    inside = box.clip(width, height)
+    area = box.width * box.height
+    return 0.0 if area <= 0 else 1.0 - inside.width * inside.height / area
+
+
+@dataclass
+class SourceFraming:
+    """The source's crop: ``box`` in image pixels and what decided it (``how``: a detector, center, none)."""
+
+    box: Box
+    how: str
+    subject: Box | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+def frame_source(image: np.ndarray, crop: str, aspect: float = 1.0) -> SourceFraming:
+    """Choose the source crop for a framing (``face``, ``upper_body``, ``full_body``), ``center`` or ``none``.
+
+    No subject found: a centre crop, with one message saying so.
+    """
+    height, width = image.shape[:2]
+    if crop == "none":
+        return SourceFraming(Box(0.0, 0.0, float(width), float(height)), "none")
+    if crop == "center":
+        return SourceFraming(_center(width, height, aspect), "center")
+    subject = find_subject(image, crop)
+    if subject is None:
+        what = crop.replace("_", " ")
+        return SourceFraming(
+            _center(width, height, aspect),
+            "center",
+            None,
+            [f"no {what} found in the source: using a centre crop"],
+        )
+    messages = []
+    if outside_fraction(subject.crop, width, height) > 0.2:
+        messages.append(
+            f"the source's {crop.replace('_', ' ')} is close to the image border: the crop is shifted"
+        )
+    return SourceFraming(
+        fit_box(subject.crop, width, height, aspect), subject.detector, subject.box, messages
+    )
+
+
+# ----------------------------------------------------------------------------- driving tracks
+def _thumb(frame: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(frame).convert("L").resize((16, 16), Image.BILINEAR), np.float32)
+
+
+@dataclass
+class DrivingTrack:
+    """Per-frame subject crops of a driving video (None where not looked at or not found) and its cuts."""
+
+    width: int
+    height: int
+    crops: list[Box | None] = field(default_factory=list)
+    cuts: list[int] = field(default_factory=list)  # first frame of every shot after the first
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.crops)
+
+
+def track_driving(frames: Iterable[np.ndarray], framing: str, every: int = 1) -> DrivingTrack:
+    """Detect the subject every ``every`` frames and find camera cuts (one pass over the frames)."""
+    check_framing(framing)
+    track: DrivingTrack | None = None
+    previous = None
+    for index, frame in enumerate(frames):
+        if track is None:
+            track = DrivingTrack(frame.shape[1], frame.shape[0])
+        thumb = _thumb(frame)
+        if previous is not None and float(np.abs(thumb - previous).mean()) > CUT_THRESHOLD:
+            track.cuts.append(index)
+        previous = thumb
+        looked = framing != "none" and (index % every == 0 or (track.cuts and track.cuts[-1] == index))
+        subject = find_subject(frame, framing) if looked else None
+        track.crops.append(subject.crop if subject else None)
+    if track is None:
+        raise MRAAError("the driving video has no frames")
+    return track
+
+
+def _interpolate(values: np.ndarray) -> np.ndarray:
+    """Fill NaN rows of (T, C) by linear interpolation (constant beyond the ends)."""
+    t = np.arange(len(values))
+    out = values.copy()
+    for c in range(values.shape[1]):
+        known = ~np.isnan(values[:, c])
+        out[:, c] = np.interp(t, t[known], values[known, c])
+    return out
+
+
+def smooth_boxes(boxes: Sequence[Box | None], sigma: float = 3.0) -> list[Box] | None:
+    """Per-frame boxes with centre and size smoothed by a Gaussian of ``sigma`` frames (gaps interpolated).
+
+    Returns None when no box is known. The second difference of the result is bounded by that of the
+    Gaussian kernel times the jitter, so per-frame detector noise does not reach the crop.
+    """
+    if not any(b is not None for b in boxes):
+        return None
+    rows = [[*b.center, b.width, b.height] if b is not None else [np.nan] * 4 for b in boxes]
+    values = _interpolate(np.asarray(rows, np.float64))  # (T, 4): cx, cy, w, h
+    if sigma > 0 and len(values) > 1:
+        radius = int(math.ceil(3 * sigma))
+        kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+        kernel /= kernel.sum()
+        padded = np.pad(values, ((radius, radius), (0, 0)), mode="edge")
+        values = np.stack([np.convolve(padded[:, c], kernel, mode="valid") for c in range(4)], axis=1)
+    return [Box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2) for cx, cy, w, h in values]
+
+
+@dataclass
+class DrivingFraming:
+    """One crop box per shot of the driving video: ``shots[i] = (start, end)``, ``boxes[i]``."""
+
+    shots: list[tuple[int, int]]
+    boxes: list[Box]
+    how: list[str]
+    messages: list[str] = field(default_factory=list)
+
+    def box_at(self, index: int) -> Box:
+        for (start, end), box in zip(self.shots, self.boxes):
+            if start <= index < end:
+                return box
+        return self.boxes[-1]
+
+
+def frame_driving(track: DrivingTrack, crop: str, aspect: float = 1.0, sigma: float = 3.0) -> DrivingFraming:
+    """One box per shot: the union of the smoothed per-frame crops of the shot (as crop-video.py's tube
+    box), made to the model's aspect and fitted into the frame. Shots without a subject get a centre crop."""
+    w, h, n = track.width, track.height, track.num_frames
+    bounds = [0, *track.cuts, n]
+    shots = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    result = DrivingFraming(shots, [], [])
+    for start, end in shots:
+        if crop in ("none", "center"):
+            box = Box(0.0, 0.0, float(w), float(h)) if crop == "none" else _center(w, h, aspect)
+            result.boxes.append(box)
+            result.how.append(crop)
+            continue
+        smoothed = smooth_boxes(track.crops[start:end], sigma)
+        if smoothed is None:
+            result.boxes.append(_center(w, h, aspect))
+            result.how.append("center")
+            result.messages.append(
+                f"no {crop.replace('_', ' ')} found in driving frames {start}-{end - 1}: using a centre crop"
+            )
+            continue
+        union = Box(min(b.x0 for b in smoothed), min(b.y0 for b in smoothed),
+                    max(b.x1 for b in smoothed), max(b.y1 for b in smoothed))  # fmt: skip
+        result.boxes.append(fit_box(union, w, h, aspect))
+        result.how.append("track")
+        result.messages += _leaving_messages(track, start, end, smoothed)
+    return result
+
+
+def _leaving_messages(track: DrivingTrack, start: int, end: int, smoothed: list[Box]) -> list[str]:
+    """One warning when the subject leaves the frame (its crop mostly outside, or lost after being seen)."""
+    for i, box in enumerate(smoothed):
+        if outside_fraction(box, track.width, track.height) > 0.25:
+            return [f"the subject leaves the frame around driving frame {start + i}: the crop may cut it off"]
+    looked = list(track.crops[start:end])
+    seen = [i for i, c in enumerate(looked) if c is not None]
+    if seen and seen[-1] < len(looked) - max(5, len(looked) // 5):
+        return [f"the subject is lost after driving frame {start + seen[-1]}: it may have left the frame"]
+    return []
+
+
+# ----------------------------------------------------------------------------- crops and paste-back
+def crop_resize(image: np.ndarray, box: Box, size: tuple[int, int]) -> np.ndarray:
+    """Cut ``box`` (integer pixels inside the image) out of ``image`` and resize it to ``size`` (H, W)."""
+    from mraa.data.video_io import fit_frame
+
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    return fit_frame(np.ascontiguousarray(image[y0:y1, x0:x1]), size)
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """The largest even (width, height) not above the given one (H.264 with yuv420p needs even sizes)."""
+    return max(2, width - width % 2), max(2, height - height % 2)
+
+
+def feather_mask(height: int, width: int, feather: float = 0.08) -> np.ndarray:
+    """(H, W) float32 mask: 1 inside, falling to 0 at the border over ``feather`` of the shorter side
+    (a raised-cosine ramp), so a pasted crop has no visible seam."""
+    ramp = max(1.0, feather * min(height, width))
+
+    def profile(n: int) -> np.ndarray:
+        distance = np.minimum(np.arange(n) + 0.5, n - 0.5 - np.arange(n))  # to the nearest edge
+        t = np.clip(distance / ramp, 0.0, 1.0)
+        return (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32)
+
+    return np.minimum(profile(height)[:, None], profile(width)[None, :])
+
+
+def region_mask(heatmaps: np.ndarray, spread: float = 0.15) -> np.ndarray:
+    """A soft subject mask (h, w) from region heatmaps (K, h, w): each region scaled to its peak, the max
+    over regions, blurred by ``spread`` of the size so the mask covers the whole subject."""
+    from PIL import Image, ImageFilter
+
+    peaks = heatmaps.reshape(len(heatmaps), -1).max(axis=1).clip(min=1e-12)
+    value = np.clip((heatmaps / peaks[:, None, None]).max(axis=0) / 0.2, 0.0, 1.0)
+    image = Image.fromarray((value * 255).astype(np.uint8))
+    grown = image.filter(ImageFilter.MaxFilter(5)).filter(
+        ImageFilter.GaussianBlur(spread * max(value.shape) / 2)
+    )
+    return np.clip(np.asarray(grown, np.float32) / 255.0 * 1.5, 0.0, 1.0)
+
+
+def paste_back(
+    source: np.ndarray, crop: np.ndarray, box: Box, mask: np.ndarray | None = None, feather: float = 0.08
+) -> np.ndarray:
+    """Composite an animated ``crop`` (h, w, 3 uint8, any size) into a copy of ``source`` at ``box``.
+
+    The crop is resized to the box; ``mask`` (any size, values in [0, 1]) narrows the feathered box mask.
+    Pixels where the final mask is 0 (everything outside the box, and its outer rim) equal the source's.
+    """
+    from PIL import Image
+
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    bw, bh = x1 - x0, y1 - y0
+    if bw <= 0 or bh <= 0 or x0 < 0 or y0 < 0 or x1 > source.shape[1] or y1 > source.shape[0]:
+        raise MRAAError(
+            f"paste-back box {tuple(box)} is not inside the {source.shape[1]}x{source.shape[0]} image"
+        )
+    patch = np.asarray(Image.fromarray(crop).resize((bw, bh), Image.BICUBIC), np.float32)
+    weight = feather_mask(bh, bw, feather)
+    if mask is not None:
+        resized = Image.fromarray((np.clip(mask, 0, 1) * 255).astype(np.uint8)).resize(
+            (bw, bh), Image.BILINEAR
+        )
+        weight = weight * (np.asarray(resized, np.float32) / 255.0)
+    out = source.copy()
+    region = out[y0:y1, x0:x1]
+    blended = region * (1.0 - weight[..., None]) + patch * weight[..., None]
+    region[...] = np.where(weight[..., None] > 0, np.clip(blended + 0.5, 0, 255).astype(np.uint8), region)
+    return out
+
+
+# ----------------------------------------------------------------------------- best reference frame
+def normalized_shifts(shift: np.ndarray) -> np.ndarray:
+    """Region centres (..., K, 2) centred on their mean and scaled by sqrt(area of their convex hull),
+    the normalisation FOMM's --find_best_frame applies to face landmarks."""
+    import torch
+
+    from mraa.geometry import convex_hull_area
+
+    centred = shift - shift.mean(axis=-2, keepdims=True)
+    flat = centred.reshape(-1, *shift.shape[-2:])
+    areas = np.array([convex_hull_area(torch.from_numpy(np.asarray(s, np.float64))) for s in flat])
+    scale = np.sqrt(np.clip(areas, 1e-12, None)).reshape(*shift.shape[:-2], 1, 1)
+    return centred / scale
+
+
+def best_frame(source_shift: np.ndarray, driving_shifts: np.ndarray) -> int:
+    """Index of the driving frame whose normalised region centres (T, K, 2) are closest to the source's
+    (K, 2) in squared distance: the relative-mode reference that needs the least motion transfer."""
+    source = normalized_shifts(np.asarray(source_shift, np.float64))
+    driving = normalized_shifts(np.asarray(driving_shifts, np.float64))
+    distances = ((driving - source[None]) ** 2).sum(axis=(1, 2))
+    return int(np.argmin(distances))
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    return box_iou(a, b)
