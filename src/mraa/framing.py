@@ -304,14 +304,19 @@ class DrivingTrack:
         return len(self.crops)
 
 
-def track_driving(frames: Iterable[np.ndarray], framing: str, every: int = 1) -> DrivingTrack:
-    """Detect the subject every ``every`` frames and find camera cuts (one pass over the frames)."""
+def track_driving(
+    frames: Iterable[np.ndarray], framing: str, every: int = 1, cuts: list[int] | None = None
+) -> DrivingTrack:
+    """Detect the subject every ``every`` frames and find camera cuts (one pass over the frames).
+
+    ``cuts``, when given, is the list the cut indices are appended to (so a caller sees them as they come).
+    """
     check_framing(framing)
     track: DrivingTrack | None = None
     previous = None
     for index, frame in enumerate(frames):
         if track is None:
-            track = DrivingTrack(frame.shape[1], frame.shape[0])
+            track = DrivingTrack(frame.shape[1], frame.shape[0], cuts=[] if cuts is None else cuts)
         thumb = _thumb(frame)
         if previous is not None and float(np.abs(thumb - previous).mean()) > CUT_THRESHOLD:
             track.cuts.append(index)
@@ -508,3 +513,101 @@ def best_frame(source_shift: np.ndarray, driving_shifts: np.ndarray) -> int:
 def iou(a: Box, b: Box) -> float:
     """Intersection over union of two boxes."""
     return box_iou(a, b)
+
+
+# ----------------------------------------------------------------------------- a whole plan
+@dataclass
+class CropPlan:
+    """The crops for one source image and one driving video (what ``mraa crop`` prints)."""
+
+    crop: str  # face, upper_body, full_body, center or none
+    source_size: tuple[int, int]  # (W, H)
+    source: SourceFraming
+    driving_size: tuple[int, int]  # (W, H)
+    driving: DrivingFraming
+    preview_frames: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def messages(self) -> list[str]:
+        return [*self.source.messages, *self.driving.messages]
+
+    def as_dict(self) -> dict:
+        def box(b: Box | None) -> list[float] | None:
+            return None if b is None else [round(float(v), 1) for v in b]
+
+        shots = [
+            {"start": a, "end": b, "box": box(bx), "how": how}
+            for (a, b), bx, how in zip(self.driving.shots, self.driving.boxes, self.driving.how)
+        ]
+        return {
+            "crop": self.crop,
+            "source": {
+                "size": list(self.source_size),
+                "box": box(self.source.box),
+                "how": self.source.how,
+                "subject": box(self.source.subject),
+            },  # fmt: skip
+            "driving": {
+                "size": list(self.driving_size),
+                "num_frames": self.driving.shots[-1][1],
+                "shots": shots,
+            },
+            "messages": self.messages,
+        }
+
+
+def _kept(frames: Iterable[np.ndarray], store: dict[int, np.ndarray], cuts: list[int], limit: int = 4):
+    """Pass frames through, keeping the first, the first of each new shot (up to ``limit``) and the last."""
+    last = None
+    for index, frame in enumerate(frames):
+        if index == 0 or (len(store) < limit and cuts and cuts[-1] == index - 1):
+            store[index] = frame
+        last = (index, frame)
+        yield frame
+    if last is not None:
+        store[last[0]] = last[1]
+
+
+def plan_crops(
+    source: np.ndarray, driving: Iterable[np.ndarray], crop: str, aspect: float = 1.0, fps: float = 25.0
+) -> CropPlan:
+    """Source and driving crop boxes for ``crop`` (a framing, ``center`` or ``none``).
+
+    The driving subject is looked for about 5 times a second (every frame of short clips at <= 5 fps) and the
+    track smoothed over ~0.25 s; one box per shot.
+    """
+    if crop not in (*FRAMINGS, "center"):
+        raise MRAAError(f"unknown crop {crop!r}; choose from {', '.join((*FRAMINGS, 'center'))}")
+    source_framing = frame_source(source, crop, aspect)
+    every = max(1, round(fps / 5))
+    store: dict[int, np.ndarray] = {}
+    cuts: list[int] = []
+    track = track_driving(_kept(driving, store, cuts), "none" if crop == "center" else crop, every, cuts)
+    driving_framing = frame_driving(track, crop, aspect, sigma=max(1.0, fps / 8 / every))
+    return CropPlan(
+        crop,
+        (source.shape[1], source.shape[0]),
+        source_framing,
+        (track.width, track.height),
+        driving_framing,
+        store,
+    )
+
+
+def draw_crop_preview(plan: CropPlan, source: np.ndarray, height: int = 256) -> np.ndarray:
+    """The source and a few driving frames side by side, each with its crop box drawn (uint8 image)."""
+    from PIL import Image, ImageDraw
+
+    panels = [(source, plan.source.box, (255, 64, 64))]
+    panels += [
+        (frame, plan.driving.box_at(i), (64, 200, 255)) for i, frame in sorted(plan.preview_frames.items())
+    ]
+    images = []
+    for image, box, color in panels:
+        scale = height / image.shape[0]
+        shown = Image.fromarray(image).resize((max(1, round(image.shape[1] * scale)), height), Image.BILINEAR)
+        draw = ImageDraw.Draw(shown)
+        draw.rectangle([v * scale for v in box], outline=color, width=max(2, height // 128))
+        images.append(np.asarray(shown))
+    gap = np.full((height, 4, 3), 255, np.uint8)
+    return np.concatenate([part for image in images for part in (image, gap)][:-1], axis=1)
