@@ -102,9 +102,41 @@ def _detector(name: str):
     return _DETECTORS[name]
 
 
-def detect_faces(image: np.ndarray) -> list[Box]:
-    """Frontal (then profile) face boxes, largest first (OpenCV Haar cascades)."""
-    return _detector("face").detect_faces(image)
+def detect_faces(image: np.ndarray, min_size: int = 20) -> list[Box]:
+    """Frontal (else profile) face boxes, most confident first (OpenCV Haar cascades, ``levelWeights``).
+
+    Ranking by confidence rather than size matters: hard edges (a photo pasted on a plain canvas) can give
+    a large weak false detection around a real face.
+    """
+    import cv2
+
+    detector = _detector("face")
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    params = {
+        "scaleFactor": 1.1,
+        "minNeighbors": 5,
+        "minSize": (min_size, min_size),
+        "outputRejectLevels": True,
+    }
+    found: list[tuple[float, Box]] = []
+    passes = [(detector.frontal, False)]
+    if detector.profile is not None:
+        passes += [(detector.profile, False), (detector.profile, True)]
+    width = gray.shape[1]
+    for cascade, mirrored in passes:
+        if found and cascade is detector.profile:
+            break
+        rects, _, weights = cascade.detectMultiScale3(
+            np.ascontiguousarray(gray[:, ::-1] if mirrored else gray), **params
+        )
+        for (x, y, w, h), weight in zip(rects, np.ravel(weights)):
+            x = width - x - w if mirrored else x
+            found.append((float(weight), Box(float(x), float(y), float(x + w), float(y + h))))
+    faces: list[Box] = []
+    for _, face in sorted(found, key=lambda item: -item[0]):
+        if all(box_iou(face, kept) < 0.3 for kept in faces):
+            faces.append(face)
+    return faces
 
 
 def detect_people(image: np.ndarray) -> list[Box]:
@@ -191,10 +223,11 @@ def find_subject(image: np.ndarray, framing: str) -> Subject | None:
         return Subject(faces[0], _rule_box(faces[0], FACE_RULE), "face") if faces else None
     if framing == "upper_body" and faces:
         return Subject(faces[0], _rule_box(faces[0], UPPER_FROM_FACE), "face")
-    people = (
-        [_person_from_hog(_scaled(b, scale)) for b in detect_people(small)] if framing == "full_body" else []
-    )
-    person, how = (people[0], "hog") if people else (detect_foreground(image), "foreground")
+    # a plain background gives the tightest person box; HOG next (real scenes), then the face's proportions
+    person, how = detect_foreground(image), "foreground"
+    if person is None and framing == "full_body":
+        people = detect_people(small)
+        person, how = (_person_from_hog(_scaled(people[0], scale)), "hog") if people else (None, "")
     if person is None and faces:
         person, how = _person_from_face(faces[0]), "face+proportions"
     if person is None:
@@ -611,3 +644,84 @@ def draw_crop_preview(plan: CropPlan, source: np.ndarray, height: int = 256) -> 
         images.append(np.asarray(shown))
     gap = np.full((height, 4, 3), 255, np.uint8)
     return np.concatenate([part for image in images for part in (image, gap)][:-1], axis=1)
+
+
+# ----------------------------------------------------------------------------- animation helpers
+def parse_output_size(value: str | None) -> tuple[int, int] | None:
+    """``WxH`` (e.g. ``1280x720``) -> (W, H), rounded down to even numbers; None stays None."""
+    if value is None or value == "":
+        return None
+    try:
+        width, height = (int(v) for v in str(value).lower().split("x"))
+    except ValueError:
+        raise MRAAError(f"output size must be WIDTHxHEIGHT, e.g. 1280x720, got {value!r}") from None
+    if width < 2 or height < 2 or width > 8192 or height > 8192:
+        raise MRAAError(f"output size must be between 2x2 and 8192x8192, got {value!r}")
+    return even_size(width, height)
+
+
+class Compositor:
+    """Turn animated crops into output frames: pasted back into the source (``paste``), or just resized.
+
+    The pasted output is the source trimmed to even dimensions (one row/column off an odd side, so pixels
+    keep their places) and then, when ``output_size`` is given, resized to it.
+
+    Args:
+        source: the full-resolution source image (H, W, 3) uint8.
+        box: the source's crop box (where the animated crop goes).
+        paste: composite into the source; otherwise the animated crop itself is the frame.
+        output_size: (W, H) of the written frames (default: the source's even size when pasting, else the
+            model's size).
+        feather: width of the box mask's soft edge, as a fraction of the box's shorter side.
+    """
+
+    def __init__(
+        self,
+        source: np.ndarray,
+        box: Box,
+        paste: bool = True,
+        output_size: tuple[int, int] | None = None,
+        feather: float = 0.08,
+    ) -> None:
+        width, height = even_size(source.shape[1], source.shape[0])
+        self.source = np.ascontiguousarray(source[:height, :width])
+        self.box = fit_box(box, width, height, box.width / box.height) if paste else box
+        self.paste = paste
+        self.output_size = output_size
+        self.feather = feather
+
+    def __call__(self, crop: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        from PIL import Image
+
+        frame = paste_back(self.source, crop, self.box, mask, self.feather) if self.paste else crop
+        if self.output_size is not None and (frame.shape[1], frame.shape[0]) != tuple(self.output_size):
+            frame = np.asarray(Image.fromarray(frame).resize(tuple(self.output_size), Image.BICUBIC))
+        return frame
+
+
+def heatmap_masks(animator, source_heatmap, predictions) -> np.ndarray:
+    """Subject masks (B, h, w) for paste-back narrowed to the subject: the region heatmaps of the source
+    and of each animated frame (so both where the subject was and where it moved to are replaced)."""
+    heat = animator.region_params(predictions)["heatmap"].float().cpu().numpy()  # (B, K, h, w)
+    source = source_heatmap.float().cpu().numpy()[0]  # (K, h, w)
+    return np.stack([np.maximum(region_mask(source), region_mask(h)) for h in heat])
+
+
+def animate_from_best_frame(animator, source, driving, mode: str, background=None, progress: bool = False):
+    """Yield prediction batches (B, C, H, W) for ``driving`` (T, C, H, W) in frame order, with the driving
+    frame closest to the source (:func:`best_frame`) as the relative-mode reference: frames after it are
+    animated forwards from it, frames before it backwards from it. Returns the best index first."""
+    import torch
+
+    shifts = torch.cat(
+        [animator.region_params(driving[i : i + animator.batch_size])["shift"].cpu() for i in
+         range(0, len(driving), animator.batch_size)]
+    )  # fmt: skip
+    source_shift = animator.region_params(source)["shift"][0].cpu()
+    best = best_frame(source_shift.numpy(), shifts.numpy())
+    yield best
+    if best > 0:
+        backward = animator.animate(source, driving[: best + 1].flip(0), mode, background, progress=progress)
+        yield backward[1:].flip(0)
+    for batch in animator.animate_iter(source, driving[best:], mode, background, progress=progress):
+        yield batch.prediction
