@@ -17,9 +17,11 @@ source with a feathered mask; pixels where the mask is zero are the source's, ex
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -601,30 +603,30 @@ def _kept(frames: Iterable[np.ndarray], store: dict[int, np.ndarray], cuts: list
         store[last[0]] = last[1]
 
 
-def plan_crops(
-    source: np.ndarray, driving: Iterable[np.ndarray], crop: str, aspect: float = 1.0, fps: float = 25.0
-) -> CropPlan:
-    """Source and driving crop boxes for ``crop`` (a framing, ``center`` or ``none``).
+def frame_driving_frames(
+    frames: Iterable[np.ndarray], crop: str, aspect: float = 1.0, fps: float = 25.0
+) -> tuple[DrivingFraming, tuple[int, int], dict[int, np.ndarray]]:
+    """One box per shot of a driving clip, its (W, H), and a few frames kept for a preview.
 
-    The driving subject is looked for about 5 times a second (every frame of short clips at <= 5 fps) and the
-    track smoothed over ~0.25 s; one box per shot.
+    The subject is looked for about 5 times a second and the track smoothed over ~0.25 s.
     """
-    if crop not in (*FRAMINGS, "center"):
-        raise MRAAError(f"unknown crop {crop!r}; choose from {', '.join((*FRAMINGS, 'center'))}")
-    source_framing = frame_source(source, crop, aspect)
     every = max(1, round(fps / 5))
     store: dict[int, np.ndarray] = {}
     cuts: list[int] = []
-    track = track_driving(_kept(driving, store, cuts), "none" if crop == "center" else crop, every, cuts)
-    driving_framing = frame_driving(track, crop, aspect, sigma=max(1.0, fps / 8 / every))
-    return CropPlan(
-        crop,
-        (source.shape[1], source.shape[0]),
-        source_framing,
-        (track.width, track.height),
-        driving_framing,
-        store,
-    )
+    track = track_driving(_kept(frames, store, cuts), "none" if crop == "center" else crop, every, cuts)
+    boxes = frame_driving(track, crop, aspect, sigma=max(1.0, fps / 8 / every))
+    return boxes, (track.width, track.height), store
+
+
+def plan_crops(
+    source: np.ndarray, driving: Iterable[np.ndarray], crop: str, aspect: float = 1.0, fps: float = 25.0
+) -> CropPlan:
+    """Source and driving crop boxes for ``crop`` (a framing, ``center`` or ``none``); one box per shot."""
+    if crop not in (*FRAMINGS, "center"):
+        raise MRAAError(f"unknown crop {crop!r}; choose from {', '.join((*FRAMINGS, 'center'))}")
+    source_framing = frame_source(source, crop, aspect)
+    boxes, size, store = frame_driving_frames(driving, crop, aspect, fps)
+    return CropPlan(crop, (source.shape[1], source.shape[0]), source_framing, size, boxes, store)
 
 
 def draw_crop_preview(plan: CropPlan, source: np.ndarray, height: int = 256) -> np.ndarray:
@@ -725,3 +727,49 @@ def animate_from_best_frame(animator, source, driving, mode: str, background=Non
         yield backward[1:].flip(0)
     for batch in animator.animate_iter(source, driving[best:], mode, background, progress=progress):
         yield batch.prediction
+
+
+def plan_for_files(
+    source: np.ndarray,
+    driving: str | os.PathLike,
+    crop: str,
+    aspect: float = 1.0,
+    max_frames: int | None = None,
+) -> CropPlan:
+    """:func:`plan_crops` for a driving video file (its first ``max_frames`` frames when given)."""
+    from mraa.data.video_io import iter_video, probe_video
+
+    fps = probe_video(driving).fps
+    return plan_crops(source, itertools.islice(iter_video(driving), max_frames), crop, aspect, fps)
+
+
+def frame_driving_file(
+    driving: str | os.PathLike, crop: str, aspect: float = 1.0, max_frames: int | None = None
+) -> DrivingFraming:
+    """The per-shot boxes of a driving video file alone (no source)."""
+    from mraa.data.video_io import iter_video, probe_video
+
+    fps = probe_video(driving).fps
+    return frame_driving_frames(itertools.islice(iter_video(driving), max_frames), crop, aspect, fps)[0]
+
+
+def framed_frames(
+    frames: Iterable[np.ndarray], boxes: DrivingFraming | None, size: tuple[int, int], crop: str = "none"
+) -> Iterator[np.ndarray]:
+    """Driving frames cut to their shot's box and resized to ``size`` (H, W); without boxes, ``center``
+    takes the centred crop and anything else resizes the whole frame."""
+    from mraa.data.video_io import fit_frame
+
+    for index, frame in enumerate(frames):
+        if boxes is None:
+            yield fit_frame(frame, size, crop == "center")
+        else:
+            yield crop_resize(frame, boxes.box_at(index), size)
+
+
+SYNTHETIC_MODEL_NOTE = (
+    "note: the shipped model was trained only on synthetic figures (mraa synth), so on a photo it "
+    "demonstrates the method rather than giving a good result; for real faces, bodies or talks use an "
+    "official checkpoint, e.g. --checkpoint vox256.pth --config configs/vox256.yaml (README: official "
+    "checkpoints)"
+)

@@ -58,17 +58,16 @@ def plan(args: argparse.Namespace, framing: str, size: tuple[int, int]):
     """The crop plan for the parsed --source/--driving/--crop, and the source image."""
     from pathlib import Path
 
-    from mraa.data.video_io import iter_video, probe_video, read_image
+    from mraa.data.video_io import read_image
     from mraa.errors import MRAAError
-    from mraa.framing import framing_from_crop, plan_crops
+    from mraa.framing import framing_from_crop, plan_for_files
 
     for name in ("source", "driving"):
         if not Path(getattr(args, name)).exists():
             raise MRAAError(f"{name} not found: {getattr(args, name)}")
     source = read_image(args.source)
     crop = framing_from_crop(args.crop, framing)
-    fps = probe_video(args.driving).fps
-    return plan_crops(source, iter_video(args.driving), crop, size[1] / size[0], fps), source
+    return plan_for_files(source, args.driving, crop, size[1] / size[0]), source
 
 
 def write_preview(path: str, crop_plan, source) -> None:
