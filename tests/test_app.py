@@ -171,7 +171,6 @@ class TestService:
         with pytest.raises(MRAAError, match="part 3 does not exist"):
             service.swap(inputs["source"], inputs["driving"], "3")
 
-
     def test_crop_preview_and_paste_back(self, service, inputs, tmp_path):
         """A real photo (the public-domain astronaut) in a portrait frame, framed on the face, pasted back."""
         from mraa.data.video_io import probe_video, read_image, read_video, write_image
