@@ -367,6 +367,9 @@ def test_browser_animation_plays(browser, served_app, tmp_path):
     url, page = served_app[0], browser.page
     _use_samples(page)
     page.locator("#mode").get_by_label("relative", exact=True).check()
+    page.click("#crop-preview-button")  # the boxes are shown before animating
+    assert "Crop: none" in _wait_text(page, "animate-status", "Crop:")
+    page.locator("#crop-preview img").wait_for()
     start = time.perf_counter()
     page.click("#run-button")
     status = _wait_text(page, "animate-status", "Done")
