@@ -773,3 +773,109 @@ SYNTHETIC_MODEL_NOTE = (
     "official checkpoint, e.g. --checkpoint vox256.pth --config configs/vox256.yaml (README: official "
     "checkpoints)"
 )
+
+
+# ----------------------------------------------------------------------------- a framed animation run
+PASTE_MODES = ("box", "regions")
+
+
+@dataclass
+class FramingOptions:
+    """What ``mraa animate`` asks of the framing: ``crop`` (a :data:`CROP_CHOICES` value), ``paste_back``
+    (None, ``box`` or ``regions``), ``output_size`` (W, H) and ``best_frame``."""
+
+    crop: str = "none"
+    paste_back: str | None = None
+    output_size: tuple[int, int] | None = None
+    best_frame: bool = False
+
+    def __post_init__(self) -> None:
+        self.crop = self.crop.replace("_", "-") if self.crop else "none"
+        if self.crop not in CROP_CHOICES:
+            raise MRAAError(f"unknown crop {self.crop!r}; choose from {', '.join(CROP_CHOICES)}")
+        if self.paste_back not in (None, *PASTE_MODES):
+            raise MRAAError(f"paste-back must be box or regions, got {self.paste_back!r}")
+
+    @property
+    def active(self) -> bool:
+        """Whether anything differs from resizing the whole inputs."""
+        return self.crop != "none" or bool(self.paste_back) or self.output_size is not None or self.best_frame
+
+
+class FramedRun:
+    """Source and driving framed for one animation, and the output frames made from the animated crops.
+
+    Args:
+        animator: the model (its size and framing, and its region predictor for ``regions`` paste-back).
+        source: the full-resolution source image (H, W, 3) uint8.
+        driving: the driving video path.
+        options: see :class:`FramingOptions`.
+        max_frames: only plan for the first frames (None: all).
+    """
+
+    def __init__(
+        self, animator, source: np.ndarray, driving, options: FramingOptions, max_frames=None
+    ) -> None:
+        model_framing = animator.config.animate_params.framing if animator.config is not None else "none"
+        self.animator = animator
+        self.options = options
+        self.size = animator.image_size
+        self.crop = framing_from_crop(options.crop, model_framing)
+        self.plan = plan_for_files(source, driving, self.crop, self.size[1] / self.size[0], max_frames)
+        self.driving = driving
+        self.source_crop = crop_resize(
+            source, self.plan.source.box, self.size
+        )  # (h, w, 3) at the model's size
+        paste = options.paste_back is not None
+        needs = paste or options.output_size is not None
+        self.compositor = (
+            Compositor(source, self.plan.source.box, paste, options.output_size) if needs else None
+        )
+        self._source_heatmap = None
+
+    @property
+    def messages(self) -> list[str]:
+        return self.plan.messages
+
+    def driving_frames(self) -> Iterator[np.ndarray]:
+        """The driving frames cut to their shot's box, at the model's size (uint8)."""
+        from mraa.data.video_io import iter_video
+
+        return framed_frames(iter_video(self.driving), self.plan.driving, self.size)
+
+    def output_frames(self, predictions) -> np.ndarray:
+        """Animated crops (B, 3, h, w) in [0, 1] -> output frames (B, H, W, 3) uint8."""
+        from mraa.visualize import tensor_to_uint8
+
+        images = tensor_to_uint8(predictions.float().cpu())
+        if self.compositor is None:
+            return images
+        masks = [None] * len(images)
+        if self.options.paste_back == "regions":
+            if self._source_heatmap is None:
+                self._source_heatmap = self.animator.region_params(uint8_to_batch(self.source_crop))[
+                    "heatmap"
+                ]
+            masks = heatmap_masks(self.animator, self._source_heatmap, predictions)
+        return np.stack([self.compositor(image, mask) for image, mask in zip(images, masks)])
+
+    def wrap(self, batches):
+        """Animated batches with ``prediction`` replaced by the output frames (float, any size)."""
+        import dataclasses
+
+        from mraa.visualize import uint8_to_tensor
+
+        for batch in batches:
+            if self.compositor is None:
+                yield batch
+            else:
+                yield dataclasses.replace(
+                    batch, prediction=uint8_to_tensor(self.output_frames(batch.prediction))
+                )
+
+
+def uint8_to_batch(image: np.ndarray):
+    """uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."""
+    from mraa.visualize import uint8_to_tensor
+
+    return uint8_to_tensor(image).unsqueeze(0)
