@@ -26,6 +26,7 @@ from mraa.framing import (
     frame_source,
     paste_back,
     plan_crops,
+    region_mask,
     smooth_boxes,
     track_driving,
 )
@@ -188,6 +189,14 @@ def test_paste_back_changes_nothing_outside_the_mask():
     masked = paste_back(source, crop, box, mask=np.zeros((16, 16)))
     assert np.array_equal(masked, source)
     assert Compositor(source, box, output_size=(64, 48))(crop).shape == (48, 64, 3)
+    # narrowed to the subject by region heatmaps: one region in the crop's top-left quarter
+    yy, xx = np.mgrid[0:32, 0:32]
+    heat = np.exp(-((yy - 6.0) ** 2 + (xx - 6.0) ** 2) / 8.0)[None]
+    subject = region_mask(heat / heat.sum())
+    assert subject[6, 6] == 1.0 and subject[28, 28] == 0.0
+    narrowed = paste_back(source, crop, box, mask=subject)
+    assert np.array_equal(narrowed[75:90, 65:80], source[75:90, 65:80])  # far from the region: the source
+    assert (narrowed[38:46, 28:36] != source[38:46, 28:36]).any()
 
 
 # ----------------------------------------------------------------------------- best frame
