@@ -823,6 +823,7 @@ class FramedRun:
         self.crop = framing_from_crop(options.crop, model_framing)
         self.plan = plan_for_files(source, driving, self.crop, self.size[1] / self.size[0], max_frames)
         self.driving = driving
+        self.source = source
         self.source_crop = crop_resize(
             source, self.plan.source.box, self.size
         )  # (h, w, 3) at the model's size
@@ -832,10 +833,21 @@ class FramedRun:
             Compositor(source, self.plan.source.box, paste, options.output_size) if needs else None
         )
         self._source_heatmap = None
+        for message in self.plan.messages:
+            log.warning("%s", message)
+        log.info("crop %s: source box %s, driving shots %s", self.crop, tuple(self.plan.source.box),
+                 len(self.plan.driving.shots))  # fmt: skip
 
     @property
     def messages(self) -> list[str]:
         return self.plan.messages
+
+    def write_preview(self, path: str | os.PathLike | None) -> None:
+        """Draw the boxes on the source and a few driving frames into ``path`` (nothing when None)."""
+        if path is not None:
+            from mraa.data.video_io import write_image
+
+            write_image(path, draw_crop_preview(self.plan, self.source))
 
     def driving_frames(self) -> Iterator[np.ndarray]:
         """The driving frames cut to their shot's box, at the model's size (uint8)."""
@@ -859,6 +871,19 @@ class FramedRun:
             masks = heatmap_masks(self.animator, self._source_heatmap, predictions)
         return np.stack([self.compositor(image, mask) for image, mask in zip(images, masks)])
 
+    def batches(
+        self, animator, state, frames, mode, background=None, progress=False, total=None, smooth=None
+    ):
+        """Animate the framed driving ``frames`` (batches at the model's size) and yield output batches."""
+        import torch
+
+        if self.options.best_frame:
+            driving = torch.cat([batch.reshape(-1, *batch.shape[-3:]) for batch in frames])
+            animated = best_frame_batches(animator, state, driving, mode, background, smooth, progress)
+        else:
+            animated = animator.animate_iter(state, frames, mode, background, progress, total, smooth)
+        return self.wrap(animated)
+
     def wrap(self, batches):
         """Animated batches with ``prediction`` replaced by the output frames (float, any size)."""
         import dataclasses
@@ -879,3 +904,100 @@ def uint8_to_batch(image: np.ndarray):
     from mraa.visualize import uint8_to_tensor
 
     return uint8_to_tensor(image).unsqueeze(0)
+
+
+def crop_option(crop: bool | str | None) -> str:
+    """A ``crop`` argument as a :data:`CROP_CHOICES` value (True/False, as before: center/none)."""
+    if crop is None or crop is False:
+        return "none"
+    if crop is True:
+        return "center"
+    value = str(crop).strip().lower().replace("_", "-")
+    if value in ("1", "true", "yes", "y"):
+        return "center"
+    if value in ("0", "false", "no", "n", ""):
+        return "none"
+    if value not in CROP_CHOICES:
+        raise MRAAError(f"unknown crop {crop!r}; choose from {', '.join(CROP_CHOICES)}")
+    return value
+
+
+def needs_framing(
+    animator, crop: bool | str = "none", paste_back: str | bool | None = None,
+    output_size: str | tuple[int, int] | None = None, best_frame: bool = False, preview: bool = False,
+) -> tuple[FramingOptions | None, bool]:  # fmt: skip
+    """The options when they need a :class:`FramedRun` (a subject crop, paste-back, an output size, the best
+    frame, a preview), else None and whether to centre-crop (which plain resizing does by itself)."""
+    paste = "box" if paste_back is True else (paste_back or None)
+    size = parse_output_size(output_size) if isinstance(output_size, str) else output_size
+    options = FramingOptions(crop_option(crop), paste, size, best_frame)
+    model_framing = animator.config.animate_params.framing if animator.config is not None else "none"
+    resolved = framing_from_crop(options.crop, model_framing)
+    if resolved in ("none", "center") and not (paste or size or best_frame or preview):
+        return None, resolved == "center"
+    return options, False
+
+
+def prepare_framing(
+    animator, source, driving, crop: bool | str = "none", paste_back: str | bool | None = None,
+    output_size: str | tuple[int, int] | None = None, best_frame: bool = False, preview: bool = False,
+) -> tuple[FramedRun | None, bool]:  # fmt: skip
+    """A :class:`FramedRun` for ``source`` and ``driving`` when :func:`needs_framing`, else (None, centre?)."""
+    options, center = needs_framing(animator, crop, paste_back, output_size, best_frame, preview)
+    if options is None:
+        return None, center
+    if not isinstance(driving, (str, os.PathLike)):
+        raise MRAAError(
+            "framing (subject crops, paste-back, output size, best frame) needs a driving video file"
+        )
+    if isinstance(source, (str, os.PathLike)):
+        from mraa.data.video_io import read_image
+
+        source = read_image(source)
+    if not (isinstance(source, np.ndarray) and source.ndim == 3 and source.dtype == np.uint8):
+        raise MRAAError("framing needs the source image itself: a path or a uint8 (H, W, 3) array")
+    return FramedRun(animator, source, driving, options), False
+
+
+def _cat_flip(parts: list, skip_first: bool = True):
+    """Concatenate tensors (or dicts of tensors) of several batches along frames and reverse them."""
+    import torch
+
+    if isinstance(parts[0], dict):
+        return {k: _cat_flip([p[k] for p in parts], skip_first) for k in parts[0]}
+    if parts[0] is None:
+        return None
+    joined = torch.cat(parts).flip(0)
+    return joined[:-1] if skip_first else joined  # the reference frame (first animated) comes last
+
+
+def best_frame_batches(animator, state, driving, mode, background=None, smooth=None, progress=False):
+    """Animated batches for ``driving`` (T, C, H, W) in frame order, with the best driving frame as the
+    relative-mode reference (:func:`best_frame`): frames after it animated forwards from it, frames before
+    it backwards from it. Background schedules count frames from the reference."""
+    import dataclasses
+
+    import torch
+
+    step = animator.batch_size
+    shifts = torch.cat([animator.region_params(driving[i : i + step])["shift"].float().cpu()
+                        for i in range(0, len(driving), step)])  # fmt: skip
+    best = best_frame(state.region_params["shift"][0].float().cpu().numpy(), shifts.numpy())
+    log.info("best reference frame: driving frame %d", best)
+    if best > 0:
+        backward = list(
+            animator.animate_iter(state, driving[: best + 1].flip(0), mode, background, smooth=smooth)
+        )
+        first = backward[0]
+        yield dataclasses.replace(
+            first,
+            prediction=_cat_flip([b.prediction for b in backward]),
+            driving_region_params=_cat_flip([b.driving_region_params for b in backward]),
+            region_params=_cat_flip([b.region_params for b in backward]),
+            frame_indices=torch.arange(best),
+            driving=_cat_flip([b.driving for b in backward]) if first.driving is not None else None,
+        )
+    for batch in animator.animate_iter(
+        state, driving[best:], mode, background, progress, len(driving) - best, smooth
+    ):
+        yield dataclasses.replace(batch, frame_indices=batch.frame_indices + best)

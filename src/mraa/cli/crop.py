@@ -15,11 +15,56 @@ def add_crop_argument(parser: argparse.ArgumentParser, default: str) -> None:
     from mraa.framing import CROP_CHOICES
 
     parser.add_argument(
-        "--crop", choices=CROP_CHOICES, default=default, help=f"{CROP_HELP} (default: {default})"
-    )
+        "--crop", nargs="?", const="center", choices=CROP_CHOICES, default=default,
+        help=f"{CROP_HELP} (default: {default}; --crop alone: center)",
+    )  # fmt: skip
     parser.add_argument(
         "--crop-preview", metavar="PATH", help="write a picture of the chosen boxes on the source and driving"
     )
+
+
+def add_framing_arguments(parser: argparse.ArgumentParser) -> None:
+    """``mraa animate``'s framing options (see docs/framing.md)."""
+    add_crop_argument(parser, "auto")
+    parser.add_argument(
+        "--paste-back", nargs="?", const="box", choices=("box", "regions"),
+        help="write each animated crop back into the full-resolution source with a feathered box mask "
+        "(regions: narrowed to the subject by the region heatmaps); the video has the source's size",
+    )  # fmt: skip
+    parser.add_argument("--output-size", metavar="WxH", help="size of the written video, e.g. 1280x720")
+    parser.add_argument(
+        "--best-frame", action="store_true",
+        help="relative mode: use the driving frame whose regions are closest to the source's as reference",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the crop boxes as JSON (as mraa crop) and stop"
+    )
+
+
+def dry_run(args: argparse.Namespace, jobs) -> int:
+    """``animate --dry-run``: the boxes of every pair as JSON, without loading the model's weights."""
+    framing, size = model_framing(args)
+    results = []
+    for job in jobs:
+        job_args = argparse.Namespace(
+            **{**vars(args), "source": str(job.source), "driving": str(job.driving)}
+        )
+        if job.crop is not None:
+            job_args.crop = job.crop
+        data = plan(job_args, framing, size)[0].as_dict()
+        results.append({"source_path": str(job.source), "driving_path": str(job.driving), **data})
+    print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    return 0
+
+
+def print_model_note(args: argparse.Namespace, jobs) -> None:
+    """One line when the shipped synthetic-figure model animates anything but its own sample."""
+    from mraa.animate import DEFAULT_MODEL_DIR
+    from mraa.framing import SYNTHETIC_MODEL_NOTE
+
+    sample = (DEFAULT_MODEL_DIR / "source.png").resolve()
+    if args.checkpoint is None and any(job.source.resolve() != sample for job in jobs):
+        print(SYNTHETIC_MODEL_NOTE)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -60,13 +105,13 @@ def plan(args: argparse.Namespace, framing: str, size: tuple[int, int]):
 
     from mraa.data.video_io import read_image
     from mraa.errors import MRAAError
-    from mraa.framing import framing_from_crop, plan_for_files
+    from mraa.framing import crop_option, framing_from_crop, plan_for_files
 
     for name in ("source", "driving"):
         if not Path(getattr(args, name)).exists():
             raise MRAAError(f"{name} not found: {getattr(args, name)}")
     source = read_image(args.source)
-    crop = framing_from_crop(args.crop, framing)
+    crop = framing_from_crop(crop_option(args.crop), framing)
     return plan_for_files(source, args.driving, crop, size[1] / size[0]), source
 
 
