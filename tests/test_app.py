@@ -452,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
             page.click("#samples-button")
             _wait_text(page, "source-status", "is ready")
             _wait_text(page, "driving-status", "is ready")
+            page.click("#crop-preview-button")
+            _wait_text(page, "animate-status", "Crop:")
             page.click("#run-button")
             _wait_text(page, "animate-status", "Done")
             _wait_video(page, "result-video")

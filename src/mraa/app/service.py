@@ -223,8 +223,11 @@ class AnimationService(UploadReader, PartsMixin):
         return AnimationResult(output, total, clip.fps, mode, notes)
 
     def _is_sample(self, path: str | os.PathLike | None) -> bool:
+        """Whether an upload is the sample source (the page hands over a copy, so compare contents)."""
+        import filecmp
+
         sample = self.samples.source
-        return sample is not None and path is not None and Path(path).resolve() == sample.resolve()
+        return sample is not None and path is not None and filecmp.cmp(path, sample, shallow=False)
 
     # --------------------------------------------------------------- result files
     def cleanup(self) -> None:
