@@ -94,9 +94,21 @@ def _scaled(box: Box, scale: float) -> Box:
 _DETECTORS: dict[str, object] = {}
 
 
+def _cv2():
+    """OpenCV, or an MRAAError naming the extra that provides it."""
+    try:
+        import cv2
+    except ImportError:
+        raise MRAAError(
+            "subject framing (--crop face/upper-body/full-body) needs OpenCV: pip install 'mraa[detect]'"
+        ) from None
+    return cv2
+
+
 def _detector(name: str):
     """Cached OpenCV detectors (building the cascade takes ~30 ms)."""
     if name not in _DETECTORS:
+        _cv2()
         from mraa.data.prepare.detectors import HaarUpperBodyDetector, HogPeopleDetector
 
         factory = {"face": lambda: HaarUpperBodyDetector(max_height=DETECT_SIZE), "hog": HogPeopleDetector}
@@ -110,8 +122,7 @@ def detect_faces(image: np.ndarray, min_size: int = 20) -> list[Box]:
     Ranking by confidence rather than size matters: hard edges (a photo pasted on a plain canvas) can give
     a large weak false detection around a real face.
     """
-    import cv2
-
+    cv2 = _cv2()
     detector = _detector("face")
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     params = {
@@ -153,8 +164,7 @@ def detect_foreground(image: np.ndarray) -> Box | None:
     Works for studio shots, cartoons and our synthetic figures on flat backgrounds; returns None when the
     border is not uniform (a real scene) or nothing / almost everything differs from it.
     """
-    import cv2
-
+    cv2 = _cv2()
     small, scale = _shrink(image, 256)
     pixels = small.astype(np.int16)
     border = np.concatenate([pixels[:2].reshape(-1, 3), pixels[-2:].reshape(-1, 3),
