@@ -94,6 +94,12 @@ def _scaled(box: Box, scale: float) -> Box:
 _DETECTORS: dict[str, object] = {}
 
 
+def _has_cv2() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("cv2") is not None
+
+
 def _cv2():
     """OpenCV, or an MRAAError naming the extra that provides it."""
     try:
@@ -943,6 +949,10 @@ def needs_framing(
     options = FramingOptions(crop_option(crop), paste, size, best_frame)
     model_framing = animator.config.animate_params.framing if animator.config is not None else "none"
     resolved = framing_from_crop(options.crop, model_framing)
+    if options.crop == "auto" and resolved not in ("none", "center") and not _has_cv2():
+        log.warning("OpenCV is not installed, so the %s framing falls back to a centre crop: "
+                    "pip install 'mraa[detect]'", resolved.replace("_", " "))  # fmt: skip
+        options.crop = resolved = "center"
     if resolved in ("none", "center") and not (paste or size or best_frame or preview):
         return None, resolved == "center"
     return options, False
