@@ -894,6 +894,8 @@ class FramedRun:
         import torch
 
         if self.options.best_frame:
+            if mode != "relative":
+                log.warning("--best-frame changes only mode relative (the reference frame), not %s", mode)
             driving = torch.cat([batch.reshape(-1, *batch.shape[-3:]) for batch in frames])
             animated = best_frame_batches(animator, state, driving, mode, background, smooth, progress)
         else:
