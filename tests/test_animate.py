@@ -94,7 +94,7 @@ def test_avd_is_default_when_trained(media, capsys):
         ({"--driving": "missing.mp4"}, "driving not found"),
         ({"--output": "nodir/out.mp4"}, "output directory does not exist"),
         ({"--device": "cuda:7" if not torch.cuda.is_available() else "tpu"}, "device"),
-        ({"--background": "sideways"}, "unknown --background"),
+        ({"--background": "sideways"}, "unknown background"),
         ({"--checkpoint": "broken.pth"}, "corrupt"),
         ({"--driving": "empty"}, "no image frames"),
     ],

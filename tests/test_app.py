@@ -120,7 +120,7 @@ class TestService:
         assert service.check_options("standard", " left:0.02 ") == ("standard", "left:0.02")
         with pytest.raises(MRAAError, match="unknown mode"):
             service.check_options("sideways", "still")
-        with pytest.raises(MRAAError, match="unknown --background"):
+        with pytest.raises(MRAAError, match="unknown background"):
             service.check_options("relative", "wobble")
         with pytest.raises(MRAAError, match="not available in the app"):
             service.check_options("relative", "/etc/schedule.npy")

@@ -7,6 +7,7 @@ does not grow with the video's length.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -14,6 +15,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,8 +24,13 @@ from torch import Tensor, nn
 from mraa.config import AnimateParams, MRAAConfig
 from mraa.errors import MRAAError
 from mraa.geometry import RegionParams, convex_hull_area
+from mraa.inputs import DrivingInput, ImageInput, count_frames, driving_tensors, source_tensor
 from mraa.models import MRAAModels
 from mraa.modules import AVDNetwork
+from mraa.smoothing import SmoothingSpec, make_smoother
+
+if TYPE_CHECKING:
+    from mraa.pipeline import AnimateResult
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +117,15 @@ def background_schedule(spec: str | np.ndarray | Tensor | None) -> BackgroundMot
         try:
             speed = float(arg) if arg else default
         except ValueError:
-            raise MRAAError(f"--background {text!r}: {arg!r} is not a number") from None
+            raise MRAAError(f"background {text!r}: {arg!r} is not a number") from None
         return BackgroundMotion(name, speed=speed)
     if "," in text:
         try:
             values = [float(v) for v in text.split(",")]
         except ValueError:
-            raise MRAAError(f"--background {text!r}: expected six comma-separated numbers") from None
+            raise MRAAError(f"background {text!r}: expected six comma-separated numbers") from None
         if len(values) != 6:
-            raise MRAAError(f"--background {text!r}: an affine needs 6 numbers (2x3), got {len(values)}")
+            raise MRAAError(f"background {text!r}: an affine needs 6 numbers (2x3), got {len(values)}")
         return BackgroundMotion("affine", matrices=_as_matrices(torch.tensor(values).view(1, 2, 3), text))
     path = Path(text)
     if path.suffix in (".npy", ".txt", ".csv") and path.is_file():
@@ -131,7 +138,7 @@ def background_schedule(spec: str | np.ndarray | Tensor | None) -> BackgroundMot
     if path.suffix in (".npy", ".txt", ".csv"):
         raise MRAAError(f"background schedule not found: {path}")
     raise MRAAError(
-        f"unknown --background {text!r}: use still, left[:SPEED], right[:SPEED], rotate[:DEG], driving, "
+        f"unknown background {text!r}: use still, left[:SPEED], right[:SPEED], rotate[:DEG], driving, "
         "six numbers a,b,c,d,e,f, or a .npy/.txt file of per-frame 2x3 matrices"
     )
 
@@ -227,12 +234,14 @@ class SourceState:
 
 @dataclass
 class AnimatedBatch:
-    """One batch of results: ``prediction`` (B, C, H, W) and the driving regions (for visualisation)."""
+    """One batch of results: ``prediction`` (B, C, H, W), the driving frames at the model's size and their
+    (smoothed) regions (for visualisation), and the regions rendered."""
 
     prediction: Tensor
     driving_region_params: RegionParams
     region_params: RegionParams
     frame_indices: Tensor
+    driving: Tensor | None = None  # (B, C, H, W) on the device
 
 
 class Animator:
@@ -337,6 +346,13 @@ class Animator:
         )
 
     @property
+    def model_size(self) -> tuple[int, int] | None:
+        """(H, W) of the config's frame shape, or None without a config (inputs then keep the source's size)."""
+        if self.config is None:
+            return None
+        return tuple(self.config.dataset_params.resolved_frame_shape[:2])
+
+    @property
     def image_size(self) -> tuple[int, int]:
         """(H, W) the model works at (the config's frame shape)."""
         if self.config is None:
@@ -349,11 +365,11 @@ class Animator:
 
     # --------------------------------------------------------------- core
     @torch.no_grad()
-    def encode_source(self, source: Tensor) -> SourceState:
-        """Run everything that depends only on the source (1, C, H, W) once."""
-        source = as_batch(source).to(self.device).contiguous(memory_format=self.memory_format)
-        if source.shape[0] != 1:
-            raise MRAAError(f"expected one source image, got a batch of {source.shape[0]}")
+    def encode_source(self, source: ImageInput, crop: bool = False) -> SourceState:
+        """Run everything that depends only on the source once. ``source``: a (1, C, H, W) / (C, H, W)
+        tensor in [0, 1], a uint8 (H, W, 3) array, a PIL image or a path, resized to the model's size."""
+        source = source_tensor(source, self.model_size, crop)
+        source = source.to(self.device).contiguous(memory_format=self.memory_format)
         params = self.models.region_predictor(source)
         params = {k: v for k, v in params.items() if k not in ("u", "d")}
         generator = self.models.generator
@@ -401,79 +417,163 @@ class Animator:
         return {k: v.float() for k, v in out.items()}
 
     @torch.no_grad()
+    def driving_region_stream(
+        self,
+        driving: DrivingInput,
+        size: tuple[int, int],
+        smooth: str | SmoothingSpec | None = None,
+        crop: bool = False,
+    ) -> Iterator[tuple[Tensor, RegionParams]]:
+        """Driving batches (B, C, H, W) at ``size`` on the device with their region params, smoothed.
+
+        A look-ahead smoother (savgol) holds frames back until their params are ready (a delay buffer),
+        so batches may come in other sizes than ``batch_size``; all frames come out, in order.
+        """
+        smoother = make_smoother(smooth)
+        held: list[Tensor] = []  # frames waiting for their smoothed params
+        for batch in iter_batches(driving_tensors(driving, size, crop), self.batch_size):
+            batch = batch.to(self.device)
+            params = self.region_params(batch)
+            if smoother is None:
+                yield batch, params
+                continue
+            held.extend(batch.unbind(0))
+            ready = smoother.push(params)
+            if ready is not None:
+                n = ready["shift"].shape[0]
+                yield torch.stack(held[:n]), ready
+                del held[:n]
+        rest = smoother.flush() if smoother is not None else None
+        if rest is not None:
+            yield torch.stack(held), rest
+
+    def _background_params(
+        self, state: SourceState, background: BackgroundMotion, frames: Tensor, indices: Tensor
+    ) -> Tensor | None:
+        """bg_params (B, 3, 3) for a batch of driving frames, or None for the identity."""
+        b = frames.shape[0]
+        if background.kind == "driving":
+            return self.models.bg_predictor(state.image.expand(b, -1, -1, -1), frames)
+        bg = background.params(indices, self.device, frames.dtype)
+        if state.bg_reference is not None:  # motions are relative to the model's still background
+            ref = state.bg_reference.to(frames.dtype)
+            bg = ref.expand(b, 3, 3) if bg is None else ref @ bg
+        return bg
+
+    @torch.no_grad()
     def animate_iter(
         self,
-        source: Tensor,
-        driving: Iterable[Tensor] | Tensor,
+        source: ImageInput | SourceState,
+        driving: DrivingInput,
         mode: str | None = None,
         background: str | BackgroundMotion | None = None,
         progress: bool = False,
         total: int | None = None,
+        smooth: str | SmoothingSpec | None = None,
+        crop: bool = False,
     ) -> Iterator[AnimatedBatch]:
-        """Yield animated batches for driving frames given as a tensor (T, C, H, W) or an iterable of
-        frames (C, H, W) / batches (B, C, H, W), consumed lazily."""
-        mode = mode or self.default_mode()
-        if mode not in MODES:
-            raise MRAAError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+        """Yield animated batches, consuming the driving frames lazily.
+
+        Args:
+            source: an image (tensor, uint8 array, PIL image or path; see :mod:`mraa.inputs`) or a
+                :class:`SourceState` from :meth:`encode_source` (to reuse it across driving videos).
+            driving: a tensor (T, C, H, W), an array (T, H, W, 3), a video path or folder of frames, or an
+                iterable of frames / batches in any image form. Other sizes are resized (with ``crop``,
+                centre-cropped to the model's aspect ratio first).
+            mode, background: see :meth:`animate`.
+            progress, total: show a progress bar (with ``total`` frames and an ETA when known).
+            smooth: temporal smoothing of the driving regions (see :mod:`mraa.smoothing`).
+        """
+        mode = self.resolve_mode(mode)
         if not isinstance(background, BackgroundMotion):
             background = background_schedule(background)
-        state = self.encode_source(source)
+        state = source if isinstance(source, SourceState) else self.encode_source(source, crop=crop)
+        size = tuple(state.image.shape[2:])
+        stream = self.driving_region_stream(driving, size, smooth, crop)
         initial: RegionParams | None = None
-        scale = 1.0
-        count = 0
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total, unit="frame", desc=f"animating ({mode})")
-        try:
-            for batch in iter_batches(driving, self.batch_size):
-                batch = batch.to(self.device)
-                driving_params = self.region_params(batch)
+        scale, count = 1.0, 0
+        with progress_bar(progress, total, f"animating ({mode})") as bar:
+            for frames, driving_params in stream:
                 if initial is None:
                     initial = {k: v[:1] for k, v in driving_params.items()}
                     scale = movement_scale(state.region_params["shift"][0], initial["shift"][0])
                 params = animation_region_params(
                     state.region_params, driving_params, initial, mode, self.models.avd_network, scale=scale
                 )
-                indices = torch.arange(count, count + batch.shape[0])
-                if background.kind == "driving":
-                    bg = self.models.bg_predictor(state.image.expand(batch.shape[0], -1, -1, -1), batch)
-                else:
-                    bg = background.params(indices, self.device, batch.dtype)
-                    if state.bg_reference is not None:  # motions are relative to the model's still background
-                        ref = state.bg_reference.to(batch.dtype)
-                        bg = ref.expand(batch.shape[0], 3, 3) if bg is None else ref @ bg
-                out = self.render(state, params, bg)
-                count += batch.shape[0]
-                if bar is not None:
-                    bar.update(batch.shape[0])
-                yield AnimatedBatch(out["prediction"], driving_params, params, indices)
-        finally:
-            if bar is not None:
-                bar.close()
+                indices = torch.arange(count, count + frames.shape[0])
+                out = self.render(state, params, self._background_params(state, background, frames, indices))
+                count += frames.shape[0]
+                bar.update(frames.shape[0])
+                yield AnimatedBatch(out["prediction"], driving_params, params, indices, frames)
         if count == 0:
             raise MRAAError("the driving video has no frames")
 
+    def resolve_mode(self, mode: str | None) -> str:
+        """``mode``, or :meth:`default_mode` when None; an unknown mode raises MRAAError."""
+        mode = mode or self.default_mode()
+        if mode not in MODES:
+            raise MRAAError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+        return mode
+
     def animate(
         self,
-        source: Tensor,
-        driving: Tensor | Iterable[Tensor],
+        source: ImageInput | SourceState,
+        driving: DrivingInput,
         mode: str | None = None,
         background: str | BackgroundMotion | None = None,
         progress: bool = False,
+        smooth: str | SmoothingSpec | None = None,
+        crop: bool = False,
     ) -> Tensor:
-        """Animate and return all frames (T, C, H, W) in [0, 1]. See :meth:`animate_iter` for streaming.
+        """Animate and return all frames (T, C, H, W) in [0, 1] on the CPU. See :meth:`animate_iter` for
+        streaming and :meth:`animate_file` for files.
 
         Args:
-            source: (1, C, H, W) or (C, H, W) in [0, 1], at the model's size.
-            driving: (T, C, H, W) in [0, 1] or an iterable of frames.
+            source: (1, C, H, W) / (C, H, W) tensor in [0, 1], uint8 (H, W, 3) array, PIL image or path;
+                resized to the model's size when needed.
+            driving: (T, C, H, W) tensor in [0, 1], (T, H, W, 3) array, video path, or an iterable of frames.
             mode: ``standard``, ``relative`` or ``avd`` (default: :meth:`default_mode`).
             background: see :func:`background_schedule` (default: still).
+            smooth: ``none``, ``ema:ALPHA``, ``one-euro[:MIN_CUTOFF,BETA]`` or ``savgol:WINDOW``.
+            crop: centre-crop inputs to the model's aspect ratio before resizing.
         """
-        total = driving.shape[0] if isinstance(driving, Tensor) else None
-        batches = self.animate_iter(source, driving, mode, background, progress=progress, total=total)
+        total = count_frames(driving) if progress else None
+        batches = self.animate_iter(
+            source, driving, mode, background, progress=progress, total=total, smooth=smooth, crop=crop
+        )
         return torch.cat([batch.prediction.cpu() for batch in batches])
+
+    def animate_file(
+        self,
+        source: ImageInput | SourceState,
+        driving: DrivingInput,
+        output: str | os.PathLike,
+        **kwargs,
+    ) -> AnimateResult:
+        """Animate files into a video file; see :func:`mraa.pipeline.animate_file` for the options."""
+        from mraa.pipeline import animate_file
+
+        return animate_file(self, source, driving, output, **kwargs)
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool, total: int | None, desc: str) -> Iterator[Any]:
+    """A tqdm frame bar (total and ETA when ``total`` is known), or a no-op when disabled."""
+    if not enabled:
+        yield _NoBar()
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="frame", desc=desc)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
 
 
 def as_batch(image: Tensor) -> Tensor:
@@ -522,7 +622,7 @@ def default_checkpoint() -> Path:
     path = DEFAULT_MODEL_DIR / "model.safetensors"
     if not path.is_file():
         raise MRAAError(
-            "no --checkpoint given and the shipped default model is missing "
-            f"({path}); pass --checkpoint and --config"
+            f"no checkpoint given and the shipped default model is missing ({path}); "
+            "pass a checkpoint (and its config)"
         )
     return path

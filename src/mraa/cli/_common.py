@@ -60,10 +60,9 @@ def load_animator(args: argparse.Namespace, batch_size: int = 4, announce: bool 
 
 def image_tensor(frame: np.ndarray) -> Tensor:
     """uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."""
-    import numpy as np
-    import torch
+    from mraa.inputs import uint8_to_batch
 
-    return torch.from_numpy(np.array(frame)).permute(2, 0, 1).float().div_(255.0).unsqueeze(0)
+    return uint8_to_batch(frame)
 
 
 def load_source(path: str | os.PathLike, size: tuple[int, int], crop: bool) -> tuple[Tensor, np.ndarray]:

@@ -1,19 +1,17 @@
-"""``mraa animate``: animate a still image with a driving video."""
+"""``mraa animate``: animate still images with driving videos, one pair or a batch of pairs."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import csv
+import glob
 import logging
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from mraa.cli._common import (
-    add_model_arguments,
-    check_output_path,
-    driving_frames,
-    load_animator,
-    load_source,
-)
+from mraa.cli._common import add_model_arguments, check_output_path, load_animator
 
 log = logging.getLogger(__name__)
 
@@ -23,23 +21,58 @@ BACKGROUND_HELP = (
     "camera motion the bg predictor estimates from the driving video), six numbers a,b,c,d,e,f (a fixed 2x3 affine "
     "from output to source coordinates), or a .npy/.txt file of per-frame 2x3 matrices"
 )
+SMOOTH_HELP = (
+    "temporal smoothing of the driving regions: none (default), ema:ALPHA (weight of the new frame, causal), "
+    "one-euro[:MIN_CUTOFF,BETA] (causal, adaptive; default 0.05,1), savgol:WINDOW[,ORDER] (odd window, "
+    "delays each frame by WINDOW//2). See docs/smoothing.md"
+)
+
+
+@dataclass
+class Job:
+    """One source/driving pair to animate (``mode``/``crop`` None: the command's options)."""
+
+    source: Path
+    driving: Path
+    output: Path
+    mode: str | None = None
+    crop: bool | None = None
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "animate",
-        help="animate a source image with the motion of a driving video",
-        description="Animate the object in --source with the motion of --driving and write a video. "
-        "The output has the driving video's frame rate and keeps its audio.",
+        help="animate source images with the motion of driving videos",
+        description="Animate the object in --source with the motion of --driving and write a video with the "
+        "driving video's frame rate and audio. Several sources and/or drivings (files, folders, globs) with "
+        "--output FOLDER, or --pairs FILE.csv, animate every pair: the model loads once, each source is "
+        "encoded once, existing outputs are skipped unless --overwrite, and a summary ends the run.",
     )
-    parser.add_argument("--source", required=True, help="source image (any format Pillow/imageio reads)")
+    parser.add_argument("--source", nargs="+", help="source image(s), folder(s) of images or glob(s)")
     parser.add_argument(
-        "--driving", required=True, help="driving video (mp4, mov, webm, gif, or a folder of frames)"
+        "--driving",
+        nargs="+",
+        help="driving video(s) (mp4, mov, webm, gif; a folder of frames is one video), folder(s) of videos or "
+        "glob(s)",
     )
     parser.add_argument(
-        "--output", required=True, help="output video (.mp4 H.264 by default; .webm, .mov, .gif)"
+        "--output",
+        help="output video (.mp4 H.264 by default; .webm, .mov, .gif), or a folder for several pairs "
+        "(files named SOURCE__DRIVING.mp4)",
     )
+    parser.add_argument(
+        "--pairs",
+        metavar="CSV",
+        help="CSV with columns source, driving, output and optional mode, crop (relative paths are relative "
+        "to the CSV's folder; an empty output goes to --output FOLDER)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="redo pairs whose output exists (batches)")
     add_model_arguments(parser)
+    _add_animation_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def _add_animation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mode",
         choices=("standard", "relative", "avd"),
@@ -55,6 +88,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "predictor's output for the source and itself; the other --background motions apply on top). "
         "Default: the config's animate_params.still_background (source for the shipped model)",
     )
+    parser.add_argument("--smooth", default="none", help=SMOOTH_HELP)
     parser.add_argument("--batch-size", type=int, default=4, help="driving frames per batch (default 4)")
     parser.add_argument(
         "--precision",
@@ -76,78 +110,260 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         const="",
         metavar="PATH",
         help="also write a side-by-side video (source with regions | driving with regions | result); "
-        "default path: OUTPUT with a _visualization suffix",
+        "default path: OUTPUT with a _visualization suffix (PATH only for a single pair)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def visualization_path(output: Path, value: str) -> Path:
-    return Path(value) if value else output.with_name(f"{output.stem}_visualization{output.suffix}")
-
-
-def run(args: argparse.Namespace) -> int:
-    from mraa.animate import background_schedule, resolve_device
-    from mraa.data.video_io import VideoWriter, probe_video
+# ----------------------------------------------------------------------------- planning
+def _expand(values: list[str], kind: str) -> list[Path]:
+    """Files named by paths, folders and globs; a folder of frames is one driving video."""
+    from mraa.data.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
     from mraa.errors import MRAAError
-    from mraa.visualize import draw_regions, heatmap_overlay, make_grid, tensor_to_uint8
 
-    output = check_output_path(args.output)
-    viz_path = (
-        check_output_path(visualization_path(output, args.visualize)) if args.visualize is not None else None
-    )
-    for name in ("source", "driving"):
-        if not Path(getattr(args, name)).exists():
-            raise MRAAError(f"{name} not found: {getattr(args, name)}")
+    suffixes = IMAGE_SUFFIXES if kind == "source" else VIDEO_SUFFIXES
+    paths: list[Path] = []
+    for value in values:
+        path = Path(value)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+            if kind == "driving" and not found:
+                found = [path]  # a folder of frames (or an empty folder, which fails clearly later)
+            if not found:
+                raise MRAAError(f"no {kind} images in folder {path}")
+            paths += found
+        elif not path.exists() and glob.has_magic(value):
+            matches = sorted(Path(p) for p in glob.glob(value))
+            if not matches:
+                raise MRAAError(f"--{kind} {value!r} matches no files")
+            paths += matches
+        elif not path.exists():
+            raise MRAAError(f"{kind} not found: {value}")
+        else:
+            paths.append(path)
+    return paths
+
+
+def _read_pairs(csv_path: Path, output_dir: Path | None) -> list[Job]:
+    from mraa.errors import MRAAError
+
+    if not csv_path.is_file():
+        raise MRAAError(f"--pairs file not found: {csv_path}")
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    jobs = []
+    for line, row in enumerate(rows, start=2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        if not row.get("source") or not row.get("driving"):
+            raise MRAAError(f"--pairs {csv_path} line {line}: needs the columns source and driving")
+        source, driving = csv_path.parent / row["source"], csv_path.parent / row["driving"]
+        if row.get("output"):
+            output = csv_path.parent / row["output"]
+        elif output_dir is not None:
+            output = output_dir / f"{source.stem}__{driving.stem}.mp4"
+        else:
+            raise MRAAError(f"--pairs {csv_path} line {line}: no output (add the column or --output FOLDER)")
+        crop = _parse_bool(row["crop"], f"--pairs line {line} crop") if row.get("crop") else None
+        if row.get("mode") and row["mode"] not in ("standard", "relative", "avd"):
+            raise MRAAError(f"--pairs {csv_path} line {line}: unknown mode {row['mode']!r}")
+        jobs.append(Job(source, driving, output, row.get("mode") or None, crop))
+    if not jobs:
+        raise MRAAError(f"--pairs {csv_path} lists no pairs")
+    return jobs
+
+
+def _parse_bool(text: str, name: str) -> bool:
+    from mraa.errors import MRAAError
+
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "y"):
+        return True
+    if value in ("0", "false", "no", "n"):
+        return False
+    raise MRAAError(f"{name}: expected true or false, got {text!r}")
+
+
+def plan_jobs(args: argparse.Namespace) -> tuple[list[Job], bool]:
+    """The pairs to animate and whether this is a batch (True) or today's single-pair run (False)."""
+    from mraa.errors import MRAAError
+
+    if args.pairs:
+        if args.source or args.driving:
+            raise MRAAError("--pairs replaces --source and --driving: give one or the other")
+        output_dir = Path(args.output) if args.output else None
+        jobs = _read_pairs(Path(args.pairs), output_dir)
+        if output_dir is not None:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        return jobs, True
+    if not args.source or not args.driving or not args.output:
+        raise MRAAError("give --source, --driving and --output (or --pairs FILE.csv)")
+    sources, drivings = _expand(args.source, "source"), _expand(args.driving, "driving")
+    output = Path(args.output)
+    if len(sources) * len(drivings) == 1 and not output.is_dir():
+        return [Job(sources[0], drivings[0], output)], False
+    if output.suffix and not output.is_dir():
+        raise MRAAError(f"{len(sources) * len(drivings)} pairs need --output to be a folder, got {output}")
+    output.mkdir(parents=True, exist_ok=True)
+    jobs = [Job(s, d, output / f"{s.stem}__{d.stem}.mp4") for s in sources for d in drivings]
+    return jobs, True
+
+
+def check_jobs(jobs: list[Job], batch: bool, visualize: str | None) -> None:
+    """Outputs that collide, overwrite an input, or cannot be written fail before the model loads."""
+    from mraa.errors import MRAAError
+    from mraa.pipeline import visualization_path
+
+    inputs = {p.resolve() for job in jobs for p in (job.source, job.driving)}
+    seen: set[Path] = set()
+    if batch and visualize:
+        raise MRAAError("--visualize PATH is for a single pair; use --visualize alone in a batch")
+    for job in jobs:
+        outputs = [check_output_path(job.output)]
+        if visualize is not None:
+            outputs.append(check_output_path(visualization_path(job.output, visualize)))
+        for path in outputs:
+            resolved = path.resolve()
+            if resolved in inputs:
+                raise MRAAError(f"output {path} is also an input: choose another --output")
+            if resolved in seen:
+                raise MRAAError(f"two pairs would write {path}: give distinct outputs")
+            seen.add(resolved)
+
+
+# ----------------------------------------------------------------------------- running
+@dataclass
+class Options:
+    """The validated options shared by every pair."""
+
+    background: object
+    smooth: object
+    fps: float | None
+    visualize: str | None
+    progress: bool
+
+
+def _options(args: argparse.Namespace) -> Options:
+    from mraa.animate import background_schedule, resolve_device
+    from mraa.errors import MRAAError
+    from mraa.smoothing import parse_smoothing
+
     if args.batch_size < 1:
         raise MRAAError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.fps is not None and args.fps <= 0:
         raise MRAAError(f"--fps must be positive, got {args.fps}")
     resolve_device(args.device)
-    background = background_schedule(args.background)
-    info = probe_video(args.driving)
+    try:
+        background = background_schedule(args.background)
+    except MRAAError as exc:
+        raise MRAAError(f"--background: {exc}") from exc
+    try:
+        smooth = parse_smoothing(args.smooth)
+    except MRAAError as exc:
+        raise MRAAError(f"--smooth: {exc}") from exc
+    return Options(background, smooth, args.fps, args.visualize, not args.quiet)
+
+
+def _animate_job(animator, job: Job, args: argparse.Namespace, options: Options, state=None):
+    from mraa.pipeline import animate_file
+
+    crop = args.crop if job.crop is None else job.crop
+    return animate_file(
+        animator,
+        state if state is not None else job.source,
+        job.driving,
+        job.output,
+        mode=job.mode or args.mode,
+        background=options.background,
+        crop=crop,
+        smooth=options.smooth,
+        fps=options.fps,
+        visualize=options.visualize,
+        progress=options.progress,
+    )
+
+
+def _describe(result) -> str:
+    return f"{result.frames} frames, {result.fps:g} fps{', with audio' if result.has_audio else ''}"
+
+
+def run(args: argparse.Namespace) -> int:
+    options = _options(args)
+    jobs, batch = plan_jobs(args)
+    check_jobs(jobs, batch, args.visualize)
+    if not batch:
+        from mraa.data.video_io import probe_video
+
+        probe_video(jobs[0].driving)  # an unreadable driving video fails before the model loads
     animator = load_animator(args, batch_size=args.batch_size)
     mode = args.mode or animator.default_mode()
     if mode == "avd" and not animator.has_trained_avd:
         log.warning("the checkpoint has no trained AVD network: mode avd will give poor results")
     reference = "" if animator.still_background == "identity" else " (relative to the source's own estimate)"
+    smooth = "" if options.smooth.kind == "none" else f"; smoothing: {options.smooth}"
     print(
         f"mode: {mode}{'' if args.mode else ' (default for this checkpoint)'}; "
-        f"background: {args.background}{reference}"
+        f"background: {args.background}{reference}{smooth}"
     )
-    size = animator.image_size
-    source, source_uint8 = load_source(args.source, size, args.crop)
-    kept: list | None = [] if viz_path is not None else None
-    frames = driving_frames(args.driving, size, args.crop, keep=kept)
-    fps = args.fps or info.fps
+    if not batch:
+        result = _animate_job(animator, jobs[0], args, options)
+        print(f"wrote {result.output} ({_describe(result)})")
+        if result.visualization is not None:
+            print(f"wrote {result.visualization}")
+        return 0
+    return run_batch(animator, jobs, args, options)
 
-    with contextlib.ExitStack() as stack:
-        writer = stack.enter_context(VideoWriter(output, fps, audio_from=args.driving))
-        viz_writer = (
-            stack.enter_context(VideoWriter(viz_path, fps, audio_from=args.driving)) if viz_path else None
-        )
-        source_panel = None
-        for batch in animator.animate_iter(source, frames, mode, background, progress=not args.quiet):
-            images = tensor_to_uint8(batch.prediction)
-            writer.write_many(images)
-            if viz_writer is None:
-                continue
-            if source_panel is None:
-                params = animator.encode_source(source).region_params
-                heat = params["heatmap"][0].cpu()
-                source_panel = draw_regions(
-                    heatmap_overlay(source_uint8, heat), params["shift"][0].cpu(), params["affine"][0].cpu()
-                )
-            for i, image in enumerate(images):
-                driving_uint8 = kept.pop(0)
-                shift = batch.driving_region_params["shift"][i].cpu()
-                affine = batch.driving_region_params["affine"][i].cpu()
-                viz_writer.write(
-                    make_grid([[source_panel, draw_regions(driving_uint8, shift, affine), image]])
-                )
-    print(
-        f"wrote {output} ({writer.num_frames} frames, {fps:g} fps{', with audio' if info.has_audio else ''})"
-    )
-    if viz_path is not None:
-        print(f"wrote {viz_path}")
-    return 0
+
+class SourceCache:
+    """Encoded sources by (path, crop), so each source is encoded once for all its drivings."""
+
+    def __init__(self, animator, size: int = 8) -> None:
+        self.animator, self.size = animator, size
+        self.states: dict[tuple[Path, bool], object] = {}
+
+    def get(self, path: Path, crop: bool):
+        key = (path.resolve(), crop)
+        if key not in self.states:
+            if len(self.states) >= self.size:
+                self.states.pop(next(iter(self.states)))
+            self.states[key] = self.animator.encode_source(path, crop=crop)
+        return self.states[key]
+
+
+def run_batch(animator, jobs: list[Job], args: argparse.Namespace, options: Options) -> int:
+    """Animate every pair; a failing pair is reported in one line and the others go on."""
+    cache = SourceCache(animator)
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    start = time.perf_counter()
+    worked = 0.0  # seconds spent on animated pairs, for the ETA
+    for index, job in enumerate(jobs, start=1):
+        prefix = f"[{index}/{len(jobs)}] {job.source.name} x {job.driving.name}"
+        if job.output.exists() and not args.overwrite:
+            counts["skipped"] += 1
+            print(f"{prefix}: skipped, {job.output} exists (--overwrite to redo it)")
+            continue
+        began = time.perf_counter()
+        try:
+            state = cache.get(job.source, args.crop if job.crop is None else job.crop)
+            result = _animate_job(animator, job, args, options, state)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # one pair's failure (bad file, or a bug) must not stop the batch
+            counts["failed"] += 1
+            print(f"{prefix}: failed: {exc.__class__.__name__ + ': ' if not _is_user_error(exc) else ''}{exc}",
+                  file=sys.stderr)  # fmt: skip
+            continue
+        counts["done"] += 1
+        worked += time.perf_counter() - began
+        left = sum(1 for j in jobs[index:] if args.overwrite or not j.output.exists())
+        eta = f", about {worked / counts['done'] * left:.0f} s left" if left else ""
+        print(f"{prefix}: wrote {result.output} ({_describe(result)}, {result.seconds:.1f} s{eta})")
+    elapsed = time.perf_counter() - start
+    print(f"summary: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
+          f"({len(jobs)} pairs in {elapsed:.1f} s)")  # fmt: skip
+    return 1 if counts["failed"] else 0
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from mraa.errors import MRAAError
+
+    return isinstance(exc, (MRAAError, OSError))
