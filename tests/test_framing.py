@@ -218,12 +218,12 @@ def media(tmp_path_factory, astronaut):
     portrait = place(astronaut[:, 20:231], 211, 320, 0, 40, fill=(90, 90, 90))
     write_image(root / "portrait.png", portrait)
     frames = []
-    for i in range(10):
+    for i in range(6):
         dx, dy = int(round(6 * np.sin(i / 2))), int(round(3 * np.cos(i / 3)))
         frames.append(place(astronaut, 320, 264, 40 + dx, 4 + dy, fill=(90, 90, 90)))
     write_video(root / "silent.mp4", frames, fps=10)
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(root / "silent.mp4"),
-           "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:v", "copy", "-c:a", "aac", "-shortest",
+           "-f", "lavfi", "-i", "sine=frequency=440:duration=0.6", "-c:v", "copy", "-c:a", "aac", "-shortest",
            str(root / "talk.mp4")]  # fmt: skip
     subprocess.run(cmd, check=True)
     return root
@@ -240,7 +240,7 @@ def test_crop_command_prints_json(media, capsys):
     assert data["source"]["size"] == [211, 320] and data["source"]["how"] == "face"
     x0, y0, x1, y1 = data["source"]["box"]
     assert x1 - x0 == y1 - y0 and y0 >= 40  # the face is in the photo's part of the canvas
-    assert data["driving"]["num_frames"] == 10 and len(data["driving"]["shots"]) == 1
+    assert data["driving"]["num_frames"] == 6 and len(data["driving"]["shots"]) == 1
     assert data["driving"]["shots"][0]["how"] == "track"
     assert read_image(preview).shape[0] == 256
 
@@ -281,3 +281,55 @@ def test_plan_from_python(media):
     plan = plan_crops(source, iter(read_video(media / "talk.mp4")), "upper_body", fps=10)
     assert plan.source.how == "face" and plan.driving.how == ["track"]
     assert probe_video(media / "talk.mp4").num_frames == plan.driving.shots[-1][1]
+
+
+# ----------------------------------------------------------------------------- framed animation
+def _check_pasted(path: Path, media: Path) -> np.ndarray:
+    frames = read_video(path)
+    info = probe_video(path)
+    assert frames.shape == (6, 320, 210, 3)  # the portrait's 211x320, trimmed to even dimensions
+    assert info.fps == pytest.approx(10) and info.has_audio
+    portrait = read_image(media / "portrait.png")[:, :210]
+    far = np.abs(frames[:, :30].astype(int) - portrait[None, :30].astype(int))  # the canvas above the photo
+    assert far.mean() < 2  # unchanged up to H.264 rounding
+    return frames
+
+
+def test_animate_face_crop_paste_back_cli(media, capsys):
+    out, preview = media / "out.mp4", media / "boxes.png"
+    argv = ["animate", "--source", str(media / "portrait.png"), "--driving", str(media / "talk.mp4"),
+            "--crop", "face", "--paste-back", "--output", str(out), "--crop-preview", str(preview),
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "trained only on synthetic figures" in text and "--checkpoint vox256.pth" in text
+    _check_pasted(out, media)
+    assert read_image(preview).shape[0] == 256
+
+
+def test_animate_face_crop_paste_back_python(media):
+    from mraa.animate import Animator
+    from mraa.pipeline import animate_file
+
+    animator = Animator.from_checkpoint()
+    result = animate_file(animator, media / "portrait.png", media / "talk.mp4", media / "py.mp4", crop="face",
+                          paste_back=True, best_frame=True, mode="relative", progress=False)  # fmt: skip
+    assert result.frames == 6
+    _check_pasted(result.output, media)
+
+
+def test_animate_dry_run_and_output_size(media, capsys):
+    argv = ["animate", "--source", str(media / "portrait.png"), "--driving", str(media / "talk.mp4"),
+            "--output", str(media / "dry.mp4"), "--crop", "upper-body", "--dry-run"]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["crop"] == "upper_body" and data["source"]["how"] == "face"
+    assert not (media / "dry.mp4").exists()
+    sized = media / "sized.mp4"
+    argv = ["animate", "--source", str(media / "portrait.png"), "--driving", str(media / "talk.mp4"),
+            "--output", str(sized), "--output-size", "96x72", "--best-frame", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert read_video(sized).shape == (6, 72, 96, 3)
+    argv[-4:] = ["--output-size", "big", "--quiet"]
+    assert main(argv) == 2
+    assert "WIDTHxHEIGHT" in capsys.readouterr().err
