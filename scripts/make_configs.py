@@ -68,6 +68,7 @@ def full_config(
     aug=None,
     model_updates=None,
     avd_milestones=(20, 25),
+    framing="none",
 ):
     model = copy.deepcopy(FULL_MODEL)
     for path, value in (model_updates or {}).items():
@@ -118,7 +119,7 @@ def full_config(
             "lambda_affine": 1,
         },
         "reconstruction_params": {"num_videos": 1000, "format": ".mp4"},
-        "animate_params": {"num_pairs": 50, "format": ".mp4", "mode": "avd"},
+        "animate_params": {"num_pairs": 50, "format": ".mp4", "mode": "avd", "framing": framing},
         "visualizer_params": {
             "kp_size": 5,
             "draw_border": True,
@@ -130,8 +131,10 @@ def full_config(
 
 CONFIGS = {
     # vox256 leaves region_predictor_params.pad out, so the constructor default (3) applies
-    "vox256": full_config("data/vox-png", 14, 75, 2000, model_updates={"region_predictor_params.pad": None}),
-    "taichi256": full_config("data/taichi-png", 14, 150, 150),
+    "vox256": full_config(
+        "data/vox-png", 14, 75, 2000, model_updates={"region_predictor_params.pad": None}, framing="face"
+    ),
+    "taichi256": full_config("data/taichi-png", 14, 150, 150, framing="full_body"),
     "mgif256": full_config(
         "data/moving-gif",
         14,
@@ -147,13 +150,14 @@ CONFIGS = {
         model_updates={"bg_predictor_params.bg_type": "zero"},
         avd_milestones=(60, 90),
     ),
-    "ted384": full_config("data/TED384-v2", 6, 150, 150),
+    "ted384": full_config("data/TED384-v2", 6, 150, 150, framing="upper_body"),
     "ted-youtube384": full_config(
         "data/ted-youtube-384",
         20,
         150,
         500,
         model_updates={"num_regions": 20, "region_predictor_params.fast_svd": None},
+        framing="upper_body",
     ),
 }
 CONFIGS["mgif256"]["dataset_params"].pop("pairs_list")

@@ -171,6 +171,29 @@ class TestService:
         with pytest.raises(MRAAError, match="part 3 does not exist"):
             service.swap(inputs["source"], inputs["driving"], "3")
 
+    def test_crop_preview_and_paste_back(self, service, inputs, tmp_path):
+        """A real photo (the public-domain astronaut) in a portrait frame, framed on the face, pasted back."""
+        from mraa.data.video_io import probe_video, read_image, read_video, write_image
+
+        photo = read_image(Path(__file__).parent / "data" / "prepare" / "astronaut.jpg")
+        portrait = np.full((301, 221, 3), 90, np.uint8)
+        portrait[30:286, :] = photo[:, 20:241]
+        write_image(tmp_path / "portrait.png", portrait)
+        image, line = service.crop_preview(tmp_path / "portrait.png", inputs["driving"], "face")
+        assert image.shape[0] == 256 and line.startswith("Crop: face (source box from face")
+        assert "no face found in driving frames" in line  # the synthetic driving figure has no face
+        result = service.animate(tmp_path / "portrait.png", inputs["driving"], "relative", crop="face",
+                                 paste_back=True)  # fmt: skip
+        frames = read_video(result.video)
+        assert frames.shape == (6, 300, 220, 3) and probe_video(result.video).num_frames == 6
+        far = np.abs(frames[:, 250:].astype(int) - portrait[250:300, :220].astype(int))
+        assert far.mean() < 3  # away from the face the source shows through (up to H.264 rounding)
+        sized = service.animate(tmp_path / "portrait.png", inputs["driving"], "relative", crop="center",
+                                output_size="96x80")  # fmt: skip
+        assert read_video(sized.video).shape == (6, 80, 96, 3)
+        with pytest.raises(MRAAError, match="unknown crop"):
+            service.animate(tmp_path / "portrait.png", inputs["driving"], crop="sideways")
+
 
 # ----------------------------------------------------------------------------- command line
 def test_cli_help_and_argument_errors(capsys):
@@ -344,6 +367,9 @@ def test_browser_animation_plays(browser, served_app, tmp_path):
     url, page = served_app[0], browser.page
     _use_samples(page)
     page.locator("#mode").get_by_label("relative", exact=True).check()
+    page.click("#crop-preview-button")  # the boxes are shown before animating
+    assert "Crop: none" in _wait_text(page, "animate-status", "Crop:")
+    page.locator("#crop-preview img").wait_for()
     start = time.perf_counter()
     page.click("#run-button")
     status = _wait_text(page, "animate-status", "Done")
@@ -426,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
             page.click("#samples-button")
             _wait_text(page, "source-status", "is ready")
             _wait_text(page, "driving-status", "is ready")
+            page.click("#crop-preview-button")
+            _wait_text(page, "animate-status", "Crop:")
             page.click("#run-button")
             _wait_text(page, "animate-status", "Done")
             _wait_video(page, "result-video")

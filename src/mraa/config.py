@@ -196,6 +196,9 @@ class AnimateParams:
     # background predictor's estimate between the source and itself, for models whose predictor learned a
     # constant bias in training (e.g. a slight zoom that keeps the zero-padded border out of the frame)
     still_background: str = "identity"
+    # mraa extension: how the model's training data was framed, for ``mraa animate --crop auto`` (face,
+    # upper_body, full_body or none; see docs/framing.md)
+    framing: str = "none"
 
 
 @dataclass
@@ -382,6 +385,11 @@ def validate(cfg: MRAAConfig) -> None:
     if cfg.animate_params.mode not in ("standard", "relative", "avd"):
         raise MRAAError(
             f"animate_params.mode must be standard, relative or avd, got {cfg.animate_params.mode!r}"
+        )
+    if cfg.animate_params.framing not in ("face", "upper_body", "full_body", "none"):
+        raise MRAAError(
+            "animate_params.framing must be face, upper_body, full_body or none, "
+            f"got {cfg.animate_params.framing!r}"
         )
     weights = cfg.train_params.loss_weights
     if weights.separation < 0 or weights.separation_sigma <= 0:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from mraa.errors import MRAAError
+from mraa.framing import prepare_framing
 from mraa.inputs import DrivingInput, ImageInput, count_frames, driving_tensors
 
 if TYPE_CHECKING:
@@ -238,12 +239,16 @@ def animate_file(
     *,
     mode: str | None = None,
     background: str | BackgroundMotion | None = None,
-    crop: bool = False,
+    crop: bool | str = False,
     smooth: str | SmoothingSpec | None = None,
     fps: float | None = None,
     visualize: bool | str | os.PathLike | None = None,
     progress: bool = True,
     audio: bool = True,
+    paste_back: bool | str | None = None,
+    output_size: str | tuple[int, int] | None = None,
+    best_frame: bool = False,
+    crop_preview: str | os.PathLike | None = None,
 ) -> AnimateResult:
     """Animate ``source`` with ``driving`` and write the video ``output`` (streaming, atomic).
 
@@ -252,7 +257,11 @@ def animate_file(
         driving: a video path or folder of frames (its frame rate and audio are kept), or frames in any
             form :meth:`Animator.animate_iter <mraa.animate.Animator.animate_iter>` takes (25 fps, silent).
         output: ``.mp4`` (H.264), ``.webm``, ``.mov``, ``.mkv`` or ``.gif``.
-        mode, background, smooth: as for ``animate_iter``; crop: centre-crop inputs to the model's aspect.
+        mode, background, smooth: as for ``animate_iter``.
+        crop: ``auto`` (the model's framing), ``face``, ``upper-body``, ``full-body``, ``center`` (or True),
+            ``none`` (or False); see :mod:`mraa.framing`. paste_back: ``box``/``regions`` (or True): write the
+            animated crop back into the full source. output_size: "WxH" of the video. best_frame: relative-mode
+            reference = the driving frame closest to the source. crop_preview: write a picture of the boxes.
         fps: output frame rate (default: the driving video's). visualize: also write a side-by-side video
             (True: next to the output with a ``_visualization`` suffix, or a path).
         progress: a frame progress bar with the total and an ETA when the frame count is known.
@@ -269,9 +278,19 @@ def animate_file(
     check_not_inputs([output, viz_path], [source, driving])
     rate, total, has_audio = driving_info(driving, fps)
     mode = animator.resolve_mode(mode)
+    framed, crop = prepare_framing(
+        animator, source, driving, crop, paste_back, output_size, best_frame, crop_preview is not None
+    )
+    if framed is not None:  # subject crops / paste-back / best frame: mraa.framing
+        framed.write_preview(crop_preview)
+        source = framed.source_crop
     state = source if isinstance(source, SourceState) else animator.encode_source(source, crop=crop)
-    frames = prefetch(driving_tensors(driving, tuple(state.image.shape[2:]), crop))
-    batches = animator.animate_iter(state, frames, mode, background, progress, total, smooth)
+    frames_in = framed.driving_frames() if framed is not None else driving
+    frames = prefetch(driving_tensors(frames_in, tuple(state.image.shape[2:]), crop))
+    if framed is not None:
+        batches = framed.batches(animator, state, frames, mode, background, progress, total, smooth)
+    else:
+        batches = animator.animate_iter(state, frames, mode, background, progress, total, smooth)
     audio_from = Path(driving) if audio and has_audio else None
     with contextlib.closing(frames), contextlib.closing(batches):  # stops the reader thread on errors
         count = write_batches(batches, output, rate, audio_from, viz_path, state)

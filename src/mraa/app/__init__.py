@@ -72,7 +72,9 @@ def create_service(
     animator = Animator.from_checkpoint(path, config, device=device, batch_size=batch_size)
     samples = find_samples(samples_dir if samples_dir is not None else default_samples_dir())
     name = path.parent.name if path.name == "model.safetensors" else path.name
-    return AnimationService(animator, work_dir, limits, samples, model_name=name)
+    return AnimationService(
+        animator, work_dir, limits, samples, model_name=name, shipped_model=checkpoint is None
+    )
 
 
 def launch_app(

@@ -15,15 +15,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import gradio as gr
 import numpy as np
 
 from mraa.animate import MODES
-from mraa.app.service import BACKGROUND_CHOICES, AnimationService
+from mraa.app.service import BACKGROUND_CHOICES, CROP_OPTIONS, AnimationService
 from mraa.errors import MRAAError
-
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-import gradio as gr  # noqa: E402  (after the analytics switch)
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +35,20 @@ BACKGROUND_HELP = (
     "still; left / right (SPEED per frame in [-1, 1] units, e.g. left:0.02); rotate (degrees per frame, e.g. "
     "rotate:1); driving (the camera motion of the driving video); or six numbers a,b,c,d,e,f (a fixed affine)"
 )
+CROP_HELP = (
+    "auto: as the model's training data was framed; face / upper-body / full-body: a square around the "
+    "subject found in each input; center: the largest centred square; none: the whole picture, resized"
+)
 CSS = """
 .mraa-preview img { width: 100%; height: 100%; object-fit: contain; }
 #animate-status p, #segment-status p, #swap-status p { font-size: 1.05em; }
 .mraa-error { color: var(--error-text-color, #b91c1c); font-weight: 600; }
 """
+
+
+def _no_analytics() -> None:
+    """Gradio sends usage statistics unless told not to; it reads this variable when it would send them."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 def error_markdown(message: str) -> str:
@@ -78,6 +84,7 @@ def _guarded(num_outputs: int, status_index: int, reset: tuple[int, ...] = ()) -
 def build_ui(service: AnimationService, segmentation: bool = True) -> gr.Blocks:
     """The whole page as a ``gr.Blocks`` (not launched). Without ``segmentation`` (a build without
     :mod:`mraa.segmentation`) the segmentation and swap tabs only say that they are not available."""
+    _no_analytics()
     # delete_cache: Gradio's copies of uploads and results older than an hour are removed every hour
     with gr.Blocks(title="mraa", analytics_enabled=False, delete_cache=(3600, 3600)) as blocks:
         gr.Markdown(
@@ -108,7 +115,7 @@ UNAVAILABLE = "{what} is not available in this build of mraa (it has no `mraa.se
 class _Inputs:
     """The input components shared by the tabs."""
 
-    def __init__(self, source: gr.File, driving: gr.File, crop: gr.Checkbox) -> None:
+    def __init__(self, source: gr.File, driving: gr.File, crop: gr.Dropdown) -> None:
         self.source, self.driving, self.crop = source, driving, crop
 
     @property
@@ -135,7 +142,9 @@ def _inputs_section(service: AnimationService) -> _Inputs:
                     size="md",
                     elem_id="samples-button",
                 )
-                crop = gr.Checkbox(False, label="Centre-crop to the model's aspect ratio", elem_id="crop")
+                crop = gr.Dropdown(
+                    list(CROP_OPTIONS), value="auto", label="Crop", info=CROP_HELP, elem_id="crop"
+                )
         with gr.Column(scale=1), gr.Row():
             with gr.Column(min_width=160):
                 source_preview = gr.Image(
@@ -156,15 +165,25 @@ def _inputs_section(service: AnimationService) -> _Inputs:
                 )
                 driving_status = gr.Markdown("Upload a driving video.", elem_id="driving-status")
 
+    source_outputs, driving_outputs = [source_preview, source_status], [driving_preview, driving_status]
+    _wire_inputs(service, source_file, driving_file, crop, samples_button, source_outputs, driving_outputs)
+    return _Inputs(source_file, driving_file, crop)
+
+
+def _wire_inputs(service: AnimationService, source_file, driving_file, crop, samples_button, source_outputs,
+                 driving_outputs) -> None:  # fmt: skip
+    """Show each upload as the model sees it (cropped) when it, or the crop option, changes."""
+    samples = service.samples
+
     @_guarded(2, 1, reset=(0,))
-    def show_source(path: str | None, crop_inputs: bool) -> tuple[Any, str]:
+    def show_source(path: str | None, crop_inputs: str) -> tuple[Any, str]:
         if not path:
             return None, "Upload a source image."
         _, image = service.load_source(path, crop_inputs)
         return image, f"Source {os.path.basename(path)} is ready."
 
     @_guarded(2, 1, reset=(0,))
-    def show_driving(path: str | None, crop_inputs: bool) -> tuple[Any, str]:
+    def show_driving(path: str | None, crop_inputs: str) -> tuple[Any, str]:
         if not path:
             return None, "Upload a driving video."
         frame, line = service.inspect_driving(path, crop_inputs)
@@ -176,7 +195,6 @@ def _inputs_section(service: AnimationService) -> _Inputs:
             str(samples.driving) if samples.driving else None,
         )
 
-    source_outputs, driving_outputs = [source_preview, source_status], [driving_preview, driving_status]
     private = {"api_visibility": "private"}  # page plumbing, not part of the app's API
     source_file.change(show_source, [source_file, crop], source_outputs, concurrency_limit=4, **private)
     driving_file.change(show_driving, [driving_file, crop], driving_outputs, concurrency_limit=4, **private)
@@ -184,7 +202,6 @@ def _inputs_section(service: AnimationService) -> _Inputs:
         show_driving, [driving_file, crop], driving_outputs, **private
     )
     samples_button.click(use_samples, None, [source_file, driving_file], **private)
-    return _Inputs(source_file, driving_file, crop)
 
 
 def _progress_reporter(progress: gr.Progress, desc: str) -> Callable[[int, int], None]:
@@ -204,56 +221,88 @@ def _done_line(what: str, num_frames: int, fps: float, seconds: float, notes: li
 
 
 # ----------------------------------------------------------------------------- animate
+class _AnimateControls:
+    """The animate tab's components."""
+
+    def __init__(self, service: AnimationService) -> None:
+        with gr.Row():
+            with gr.Column(scale=1):
+                self.mode = gr.Radio(
+                    list(MODES),
+                    value=service.animator.default_mode(),
+                    label="Mode",
+                    info=MODE_HELP,
+                    elem_id="mode",
+                )
+                self.background = gr.Dropdown(
+                    list(BACKGROUND_CHOICES), value="still", allow_custom_value=True, label="Background",
+                    info=BACKGROUND_HELP, elem_id="background",
+                )  # fmt: skip
+                with gr.Row():
+                    self.paste_back = gr.Checkbox(
+                        False, label="Paste back into the full source", elem_id="paste-back"
+                    )
+                    self.output_size = gr.Textbox(
+                        "",
+                        label="Output size WxH (optional)",
+                        placeholder="e.g. 1280x720",
+                        elem_id="output-size",
+                    )
+                with gr.Row():
+                    self.preview_button = gr.Button("Preview crop", elem_id="crop-preview-button")
+                    self.run_button = gr.Button("Animate", variant="primary", elem_id="run-button")
+            with gr.Column(scale=1):
+                self.preview = gr.Image(
+                    label="Crop boxes: source (red), driving shots (blue)", interactive=False, height=200,
+                    elem_id="crop-preview", elem_classes="mraa-preview",
+                )  # fmt: skip
+                self.result = gr.Video(
+                    label="Result", interactive=False, autoplay=True, loop=True, buttons=["download"],
+                    height=300, elem_id="result-video",
+                )  # fmt: skip
+                self.status = gr.Markdown("Choose a mode and press Animate.", elem_id="animate-status")
+
+
 def _animate_tab(service: AnimationService, inputs: _Inputs) -> None:
-    with gr.Row():
-        with gr.Column(scale=1):
-            mode = gr.Radio(
-                list(MODES),
-                value=service.animator.default_mode(),
-                label="Mode",
-                info=MODE_HELP,
-                elem_id="mode",
-            )
-            background = gr.Dropdown(
-                list(BACKGROUND_CHOICES),
-                value="still",
-                allow_custom_value=True,
-                label="Background",
-                info=BACKGROUND_HELP,
-                elem_id="background",
-            )
-            run_button = gr.Button("Animate", variant="primary", elem_id="run-button")
-        with gr.Column(scale=1):
-            result = gr.Video(
-                label="Result",
-                interactive=False,
-                autoplay=True,
-                loop=True,
-                buttons=["download"],
-                height=300,
-                elem_id="result-video",
-            )
-            status = gr.Markdown("Choose a mode and press Animate.", elem_id="animate-status")
+    controls = _AnimateControls(service)
+
+    @_guarded(2, 1, reset=(0,))
+    def preview(source_path: str | None, driving_path: str | None, crop_inputs: str) -> tuple[Any, str]:
+        return service.crop_preview(source_path, driving_path, crop_inputs)
 
     @_guarded(2, 1)
     def run(
         source_path: str | None,
         driving_path: str | None,
-        crop_inputs: bool,
+        crop_inputs: str,
         mode_name: str,
         background_spec: str,
+        paste_back: bool,
+        output_size: str,
         progress: gr.Progress = gr.Progress(),  # noqa: B008  (how Gradio hands out a progress bar)
     ) -> tuple[Any, str]:
         start = time.perf_counter()
         report = _progress_reporter(progress, "animating")
-        out = service.animate(source_path, driving_path, mode_name, background_spec, crop_inputs, report)
+        out = service.animate(
+            source_path,
+            driving_path,
+            mode_name,
+            background_spec,
+            crop_inputs,
+            report,
+            paste_back,
+            output_size,
+        )
         seconds = time.perf_counter() - start
         return str(out.video), _done_line(f"mode {out.mode}", out.num_frames, out.fps, seconds, out.notes)
 
-    run_button.click(
+    controls.preview_button.click(
+        preview, inputs.all, [controls.preview, controls.status], api_name="crop_preview", concurrency_limit=2
+    )
+    controls.run_button.click(
         run,
-        [*inputs.all, mode, background],
-        [result, status],
+        [*inputs.all, controls.mode, controls.background, controls.paste_back, controls.output_size],
+        [controls.result, controls.status],
         api_name="animate",
         concurrency_id=MODEL_QUEUE,
         concurrency_limit=1,
@@ -310,7 +359,7 @@ def _segmentation_tab(service: AnimationService, inputs: _Inputs) -> None:
     def run(
         source_path: str | None,
         driving_path: str | None,
-        crop_inputs: bool,
+        crop_inputs: str,
         threshold_value: float,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> tuple[Any, Any, str]:
@@ -341,57 +390,74 @@ def _segmentation_tab(service: AnimationService, inputs: _Inputs) -> None:
 
 
 # ----------------------------------------------------------------------------- part swap
+class _SwapControls:
+    """The part-swap tab's components."""
+
+    def __init__(self, num_parts: int) -> None:
+        gr.Markdown(
+            "Give chosen parts of the driving video the appearance of the source: tick part numbers, or press "
+            "*Show parts* and click on parts in the overlays (a click adds or removes the part under it)."
+        )
+        with gr.Row():
+            with gr.Column(scale=1):
+                self.parts = gr.CheckboxGroup(
+                    [str(k) for k in range(1, num_parts + 1)], label="Parts to swap", elem_id="swap-parts"
+                )
+                self.show_button = gr.Button("Show parts", elem_id="swap-show-button")
+                self.mode = gr.Radio(
+                    list(MODES), value="standard", label="Mode", elem_id="swap-mode",
+                    info="standard keeps the parts where the driving frame has them (recommended for swaps)",
+                )  # fmt: skip
+                self.feather = gr.Slider(
+                    0, 10, value=0, step=0.5, label="Feather (mask blur, pixels)", elem_id="swap-feather"
+                )
+                self.threshold = _threshold_slider("swap-threshold")
+                self.swap_button = gr.Button("Swap", variant="primary", elem_id="swap-button")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    self.source_overlay = gr.Image(
+                        label="Source parts (click to choose)", interactive=False, elem_id="swap-source"
+                    )
+                    self.driving_overlay = gr.Image(
+                        label="Driving parts, first frame (click to choose)", interactive=False,
+                        elem_id="swap-driving",
+                    )  # fmt: skip
+                self.result = gr.Video(
+                    label="Swap result", interactive=False, autoplay=True, loop=True, buttons=["download"],
+                    height=300, elem_id="swap-video",
+                )  # fmt: skip
+                self.status = gr.Markdown("Choose parts, then press Swap.", elem_id="swap-status")
+        self.source_labels = gr.State(None)
+        self.driving_labels = gr.State(None)
+
+
+def _pick_part(labels: np.ndarray | None, chosen: list[str] | None, evt: gr.SelectData) -> tuple[Any, str]:
+    """A click on an overlay: add or remove the part under it."""
+    chosen = list(chosen or [])
+    if labels is None:
+        return gr.skip(), "Press Show parts first."
+    x, y = (int(v) for v in evt.index[:2])
+    if not (0 <= y < labels.shape[0] and 0 <= x < labels.shape[1]):
+        return gr.skip(), "That is the legend: click on a part in the picture."
+    part = int(labels[y, x])
+    if part == 0:
+        return gr.skip(), "That pixel is background (part 0): click on a coloured part."
+    name = str(part)
+    if name in chosen:
+        chosen.remove(name)
+        message = f"Removed part {part}."
+    else:
+        chosen.append(name)
+        message = f"Added part {part}."
+    chosen.sort(key=int)
+    return chosen, f"{message} Parts to swap: {', '.join(chosen) or 'none'}."
+
+
 def _swap_tab(service: AnimationService, inputs: _Inputs) -> None:
-    num_parts = service.num_regions
-    gr.Markdown(
-        "Give chosen parts of the driving video the appearance of the source: tick part numbers, or press "
-        "*Show parts* and click on parts in the overlays (a click adds or removes the part under it)."
-    )
-    with gr.Row():
-        with gr.Column(scale=1):
-            parts = gr.CheckboxGroup(
-                [str(k) for k in range(1, num_parts + 1)], label="Parts to swap", elem_id="swap-parts"
-            )
-            show_button = gr.Button("Show parts", elem_id="swap-show-button")
-            mode = gr.Radio(
-                list(MODES),
-                value="standard",
-                label="Mode",
-                info="standard keeps the parts where the driving frame has them (recommended for swaps)",
-                elem_id="swap-mode",
-            )
-            feather = gr.Slider(
-                0, 10, value=0, step=0.5, label="Feather (mask blur, pixels)", elem_id="swap-feather"
-            )
-            threshold = _threshold_slider("swap-threshold")
-            swap_button = gr.Button("Swap", variant="primary", elem_id="swap-button")
-        with gr.Column(scale=2):
-            with gr.Row():
-                source_overlay = gr.Image(
-                    label="Source parts (click to choose)", interactive=False, elem_id="swap-source"
-                )
-                driving_overlay = gr.Image(
-                    label="Driving parts, first frame (click to choose)",
-                    interactive=False,
-                    elem_id="swap-driving",
-                )
-            result = gr.Video(
-                label="Swap result",
-                interactive=False,
-                autoplay=True,
-                loop=True,
-                buttons=["download"],
-                height=300,
-                elem_id="swap-video",
-            )
-            status = gr.Markdown("Choose parts, then press Swap.", elem_id="swap-status")
-    source_labels = gr.State(None)
-    driving_labels = gr.State(None)
+    c = _SwapControls(service.num_regions)
 
     @_guarded(5, 4)
-    def show(
-        source_path: str | None, driving_path: str | None, crop_inputs: bool, threshold_value: float
-    ) -> tuple[Any, Any, Any, Any, str]:
+    def show(source_path: str | None, driving_path: str | None, crop_inputs: str, threshold_value: float):
         if not source_path or not driving_path:
             raise MRAAError("upload a source image and a driving video (or use the samples) first")
         source_view = service.segment_source(source_path, threshold_value, crop_inputs)
@@ -399,31 +465,11 @@ def _swap_tab(service: AnimationService, inputs: _Inputs) -> None:
         message = "Click on a part in either overlay to add it to the swap, or click it again to remove it."
         return source_view.overlay, driving_view.overlay, source_view.labels, driving_view.labels, message
 
-    def pick(labels: np.ndarray | None, chosen: list[str] | None, evt: gr.SelectData) -> tuple[Any, str]:
-        chosen = list(chosen or [])
-        if labels is None:
-            return gr.skip(), "Press Show parts first."
-        x, y = (int(v) for v in evt.index[:2])
-        if not (0 <= y < labels.shape[0] and 0 <= x < labels.shape[1]):
-            return gr.skip(), "That is the legend: click on a part in the picture."
-        part = int(labels[y, x])
-        if part == 0:
-            return gr.skip(), "That pixel is background (part 0): click on a coloured part."
-        name = str(part)
-        if name in chosen:
-            chosen.remove(name)
-            message = f"Removed part {part}."
-        else:
-            chosen.append(name)
-            message = f"Added part {part}."
-        chosen.sort(key=int)
-        return chosen, f"{message} Parts to swap: {', '.join(chosen) or 'none'}."
-
     @_guarded(2, 1)
     def run(
         source_path: str | None,
         driving_path: str | None,
-        crop_inputs: bool,
+        crop_inputs: str,
         chosen: list[str],
         mode_name: str,
         feather_px: float,
@@ -438,23 +484,23 @@ def _swap_tab(service: AnimationService, inputs: _Inputs) -> None:
         seconds = time.perf_counter() - start
         return str(out.video), _done_line(f"mode {out.mode}", out.num_frames, out.fps, seconds, out.notes)
 
-    show_button.click(
-        show,
-        [*inputs.all, threshold],
-        [source_overlay, driving_overlay, source_labels, driving_labels, status],
-        api_visibility="private",
-        concurrency_id=MODEL_QUEUE,
-        concurrency_limit=1,
+    model = {"concurrency_id": MODEL_QUEUE, "concurrency_limit": 1}
+    c.show_button.click(
+        show, [*inputs.all, c.threshold], [c.source_overlay, c.driving_overlay, c.source_labels,
+        c.driving_labels, c.status], api_visibility="private", **model,
+    )  # fmt: skip
+    c.source_overlay.select(
+        _pick_part, [c.source_labels, c.parts], [c.parts, c.status], api_visibility="private"
     )
-    source_overlay.select(pick, [source_labels, parts], [parts, status], api_visibility="private")
-    driving_overlay.select(pick, [driving_labels, parts], [parts, status], api_visibility="private")
-    swap_button.click(
+    c.driving_overlay.select(
+        _pick_part, [c.driving_labels, c.parts], [c.parts, c.status], api_visibility="private"
+    )
+    c.swap_button.click(
         run,
-        [*inputs.all, parts, mode, feather, threshold],
-        [result, status],
+        [*inputs.all, c.parts, c.mode, c.feather, c.threshold],
+        [c.result, c.status],
         api_name="swap",
-        concurrency_id=MODEL_QUEUE,
-        concurrency_limit=1,
+        **model,
     )
 
 
@@ -469,6 +515,7 @@ def launch(
 ) -> str:
     """Serve the page; return its local URL. With ``block=False`` the server runs in a background thread
     (stop it with ``blocks.close()``)."""
+    _no_analytics()
     # only the results and the two sample files may be served, not the folders around them
     allowed = [str(service.work_dir)]
     allowed += [str(p.resolve()) for p in (service.samples.source, service.samples.driving) if p is not None]

@@ -17,6 +17,8 @@ from mraa.errors import MRAAError
 # command modules, in the order `mraa --help` lists them
 COMMANDS = (
     "animate",
+    "crop",
+    "info",
     "segment",
     "swap",
     "demo",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mraa.cli._common import add_model_arguments, check_output_path, load_animator
+from mraa.cli.crop import add_framing_arguments, dry_run, print_model_note
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class Job:
     driving: Path
     output: Path
     mode: str | None = None
-    crop: bool | None = None
+    crop: str | None = None
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -101,9 +102,7 @@ def _add_animation_arguments(parser: argparse.ArgumentParser) -> None:
         "--compile", action="store_true", help="torch.compile the generator (CUDA; slow first batch)"
     )
     parser.add_argument("--fps", type=float, help="output frame rate (default: the driving video's)")
-    parser.add_argument(
-        "--crop", action="store_true", help="centre-crop inputs to the model's aspect ratio first"
-    )
+    add_framing_arguments(parser)
     parser.add_argument(
         "--visualize",
         nargs="?",
@@ -163,13 +162,23 @@ def _read_pairs(csv_path: Path, output_dir: Path | None) -> list[Job]:
             output = output_dir / f"{source.stem}__{driving.stem}.mp4"
         else:
             raise MRAAError(f"--pairs {csv_path} line {line}: no output (add the column or --output FOLDER)")
-        crop = _parse_bool(row["crop"], f"--pairs line {line} crop") if row.get("crop") else None
+        crop = _parse_crop(row["crop"], f"--pairs line {line} crop") if row.get("crop") else None
         if row.get("mode") and row["mode"] not in ("standard", "relative", "avd"):
             raise MRAAError(f"--pairs {csv_path} line {line}: unknown mode {row['mode']!r}")
         jobs.append(Job(source, driving, output, row.get("mode") or None, crop))
     if not jobs:
         raise MRAAError(f"--pairs {csv_path} lists no pairs")
     return jobs
+
+
+def _parse_crop(text: str, name: str) -> str:
+    from mraa.errors import MRAAError
+    from mraa.framing import crop_option
+
+    try:
+        return crop_option(text)
+    except MRAAError as exc:
+        raise MRAAError(f"{name}: {exc}") from exc
 
 
 def _parse_bool(text: str, name: str) -> bool:
@@ -277,6 +286,10 @@ def _animate_job(animator, job: Job, args: argparse.Namespace, options: Options,
         fps=options.fps,
         visualize=options.visualize,
         progress=options.progress,
+        paste_back=args.paste_back,
+        output_size=args.output_size,
+        best_frame=args.best_frame,
+        crop_preview=args.crop_preview,
     )
 
 
@@ -292,7 +305,10 @@ def run(args: argparse.Namespace) -> int:
         from mraa.data.video_io import probe_video
 
         probe_video(jobs[0].driving)  # an unreadable driving video fails before the model loads
+    if args.dry_run:
+        return dry_run(args, jobs)
     animator = load_animator(args, batch_size=args.batch_size)
+    print_model_note(args, jobs)
     mode = args.mode or animator.default_mode()
     if mode == "avd" and not animator.has_trained_avd:
         log.warning("the checkpoint has no trained AVD network: mode avd will give poor results")
@@ -318,12 +334,23 @@ class SourceCache:
         self.animator, self.size = animator, size
         self.states: dict[tuple[Path, bool], object] = {}
 
-    def get(self, path: Path, crop: bool):
-        key = (path.resolve(), crop)
+    def get(self, path: Path, crop: str, args: argparse.Namespace | None = None):
+        """The encoded source, or None when the pair needs framing (mraa.framing reads the source itself)."""
+        from mraa.framing import needs_framing
+
+        extra = (
+            (args.paste_back, args.output_size, args.best_frame, args.crop_preview is not None)
+            if args
+            else ()
+        )
+        framing, center = needs_framing(self.animator, crop, *extra)
+        if framing is not None:
+            return None
+        key = (path.resolve(), center)
         if key not in self.states:
             if len(self.states) >= self.size:
                 self.states.pop(next(iter(self.states)))
-            self.states[key] = self.animator.encode_source(path, crop=crop)
+            self.states[key] = self.animator.encode_source(path, crop=center)
         return self.states[key]
 
 
@@ -341,7 +368,7 @@ def run_batch(animator, jobs: list[Job], args: argparse.Namespace, options: Opti
             continue
         began = time.perf_counter()
         try:
-            state = cache.get(job.source, args.crop if job.crop is None else job.crop)
+            state = cache.get(job.source, args.crop if job.crop is None else job.crop, args)
             result = _animate_job(animator, job, args, options, state)
         except KeyboardInterrupt:
             raise
