@@ -12,6 +12,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from torch import Tensor, nn
 
 from mraa.config import AnimateParams, MRAAConfig
 from mraa.errors import MRAAError
-from mraa.geometry import RegionParams, convex_hull_area
+from mraa.geometry import RegionParams, convex_hull_area, inverse_2x2
 from mraa.models import MRAAModels
 from mraa.modules import AVDNetwork
 
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 
 MODES = ("standard", "relative", "avd")
 STILL_BACKGROUNDS = ("identity", "source")
+# frames per batch when none is given: on CPU batch 1 was faster per frame than 2-8 (docs/benchmarks.md)
+DEFAULT_BATCH_SIZES = {"cpu": 1, "cuda": 8, "mps": 4}
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL_DIR = PACKAGE_DIR / "assets" / "default"
 
@@ -73,7 +77,7 @@ def animation_region_params(
         shift_diff = (driving_region_params["shift"] - driving_region_params_initial["shift"]) * scale
         new_params["shift"] = shift_diff + source_region_params["shift"]
         affine_diff = torch.matmul(
-            driving_region_params["affine"], torch.inverse(driving_region_params_initial["affine"])
+            driving_region_params["affine"], inverse_2x2(driving_region_params_initial["affine"])
         )
         new_params["affine"] = torch.matmul(affine_diff, source_region_params["affine"])
         return new_params
@@ -241,12 +245,15 @@ class Animator:
     Args:
         models: the MRAA networks (moved to ``device`` and put in eval mode).
         animate_params: the config's ``animate_params`` (default mode).
-        batch_size: driving frames processed together.
+        batch_size: driving frames processed together; None: the device's default
+            (:data:`DEFAULT_BATCH_SIZES`: 1 on CPU, where batching was measured slower per frame).
         has_trained_avd: whether the AVD network holds trained weights (default mode ``avd``).
         fuse: fold BatchNorms into convs (faster, same results within float rounding).
-        precision: ``fp32`` (default, exact), or ``bf16`` / ``fp16`` autocast of the generator on CUDA
-            (faster, but changes the output beyond the parity tolerance: measure before relying on it).
-        compile: wrap the generator in ``torch.compile`` (CUDA; first batches are slow while compiling).
+        precision: ``fp32`` (default, exact), ``bf16`` (CPU or CUDA) or ``fp16`` (CUDA): autocast of the
+            generator and flow predictor, while region moments, the 2x2 inverses / SVD, coordinates and
+            warps stay float32 (faster, but outputs differ beyond the parity tolerance; see
+            docs/benchmarks.md for the measured PSNR). Any outer ``torch.autocast`` works the same way.
+        compile: wrap the generator in ``torch.compile`` (first batches are slow while compiling).
         still_background: ``identity`` (official) or ``source`` (the background predictor's output for the
             source and itself; other background motions are applied on top of it). Default: the config's
             ``animate_params.still_background``.
@@ -257,7 +264,7 @@ class Animator:
         models: MRAAModels,
         animate_params: AnimateParams | None = None,
         device: str | torch.device = "cpu",
-        batch_size: int = 4,
+        batch_size: int | None = None,
         has_trained_avd: bool = True,
         fuse: bool = True,
         config: MRAAConfig | None = None,
@@ -274,6 +281,8 @@ class Animator:
             if self.models.bg_predictor.fc is not None:
                 fuse_conv_bn(self.models.bg_predictor)
         self.animate_params = animate_params or AnimateParams()
+        if batch_size is None:
+            batch_size = DEFAULT_BATCH_SIZES.get(self.device.type, 1)
         if batch_size < 1:
             raise MRAAError(f"batch size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
@@ -383,8 +392,10 @@ class Animator:
         b = region_params["shift"].shape[0]
         source_params = {k: v.expand(b, *v.shape[1:]) for k, v in state.region_params.items()}
         flow = self.models.generator.pixelwise_flow_predictor
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+        dtype = AUTOCAST_DTYPES.get(self.precision)
+        # fp32 enters no autocast context, so an outer torch.autocast (if any) applies unchanged
+        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()
+        with autocast:
             motion = None
             if flow is not None:
                 motion = flow(
