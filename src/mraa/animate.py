@@ -254,6 +254,9 @@ class Animator:
             warps stay float32 (faster, but outputs differ beyond the parity tolerance; see
             docs/benchmarks.md for the measured PSNR). Any outer ``torch.autocast`` works the same way.
         compile: wrap the generator in ``torch.compile`` (first batches are slow while compiling).
+        backend: ``torch`` (default) or ``onnxruntime`` (CPU; the networks exported to ONNX by
+            :func:`mraa.export.onnx.export_onnx` into ``onnx_dir``, or a temporary folder, and run by
+            onnxruntime; needs the ``onnx`` extra). An ``onnx_dir`` that already holds the graphs is reused.
         still_background: ``identity`` (official) or ``source`` (the background predictor's output for the
             source and itself; other background motions are applied on top of it). Default: the config's
             ``animate_params.still_background``.
@@ -271,6 +274,8 @@ class Animator:
         precision: str = "fp32",
         compile: bool = False,
         still_background: str | None = None,
+        backend: str = "torch",
+        onnx_dir: str | os.PathLike | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.models = copy.deepcopy(models) if fuse else models
@@ -303,6 +308,27 @@ class Animator:
         for _, module in self.models.items():
             module.to(memory_format=self.memory_format)
         self._generator = torch.compile(self.models.generator) if compile else self.models.generator
+        self._onnx = self._onnx_backend(backend, onnx_dir) if backend != "torch" else None
+
+    def _onnx_backend(self, backend: str, onnx_dir: str | os.PathLike | None):
+        """Export the (fused) networks to ONNX unless ``onnx_dir`` holds them, and swap in onnxruntime."""
+        import tempfile
+
+        from mraa.export.onnx import GRAPHS, OnnxBackend, export_onnx
+
+        if backend != "onnxruntime":
+            raise MRAAError(f"backend must be torch or onnxruntime, got {backend!r}")
+        if self.device.type != "cpu":
+            raise MRAAError("the onnxruntime backend runs on the CPU: use --device cpu or the torch backend")
+        if onnx_dir is None:
+            self._onnx_tmp = tempfile.TemporaryDirectory(prefix="mraa-onnx-")
+            onnx_dir = self._onnx_tmp.name
+        if not all((Path(onnx_dir) / f"{g}.onnx").is_file() for g in GRAPHS):
+            export_onnx(self.models, self.image_size, onnx_dir)
+        onnx = OnnxBackend(onnx_dir, pca_based=self.models.region_predictor.pca_based)
+        self.models.region_predictor = onnx.region_predictor
+        self.models.avd_network = onnx.avd_network
+        return onnx
 
     # --------------------------------------------------------------- construction
     @classmethod
@@ -365,15 +391,18 @@ class Animator:
             raise MRAAError(f"expected one source image, got a batch of {source.shape[0]}")
         params = self.models.region_predictor(source)
         params = {k: v for k, v in params.items() if k not in ("u", "d")}
+        reference = None
+        if self.still_background == "source" and self.models.bg_predictor.fc is not None:
+            reference = self.models.bg_predictor(source, source)
+        if self._onnx is not None:
+            features, small = self._onnx.encode(source)
+            return SourceState(source, params, features, small, None, reference)
         generator = self.models.generator
         flow = generator.pixelwise_flow_predictor
         small = gaussians = None
         if flow is not None:
             small = flow.downscale(source)
             gaussians = flow._gaussians(params, small.shape[2:])
-        reference = None
-        if self.still_background == "source" and self.models.bg_predictor.fc is not None:
-            reference = self.models.bg_predictor(source, source)
         return SourceState(source, params, generator.encode(source), small, gaussians, reference)
 
     @torch.no_grad()
@@ -389,6 +418,8 @@ class Animator:
         self, state: SourceState, region_params: RegionParams, bg_params: Tensor | None = None
     ) -> dict[str, Tensor]:
         """Generator output for target region params (B frames) using the cached source."""
+        if self._onnx is not None:
+            return {"prediction": self._onnx.render(state, region_params, bg_params)}
         b = region_params["shift"].shape[0]
         source_params = {k: v.expand(b, *v.shape[1:]) for k, v in state.region_params.items()}
         flow = self.models.generator.pixelwise_flow_predictor

@@ -84,7 +84,8 @@ def inverse_2x2(matrix: Tensor) -> Tensor:
     with torch.autocast(matrix.device.type, enabled=False):
         m = _fp32(matrix)
         a, b, c, d = m[..., 0, 0], m[..., 0, 1], m[..., 1, 0], m[..., 1, 1]
-        det = a * d - b * c
+        # float32 products are exact in float64: the determinant loses no digits to cancellation
+        det = (a.double() * d.double() - b.double() * c.double()).to(m.dtype)
         rows = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2)
         return rows / det[..., None, None]
 
@@ -94,8 +95,9 @@ def symmetric_eig_2x2(covar: Tensor, eps: float = 1e-12) -> tuple[Tensor, Tensor
     (= their SVD), in float32 with autocast off; exportable to ONNX.
 
     S is sorted in descending order; ``U = [[-cos t, -sin t], [-sin t, cos t]]`` with
-    ``t = atan2(2 b, a - c) / 2``, the sign convention LAPACK's SVD returns for most matrices (it returns
-    ``-U`` for some; ``-U`` gives the same ``A_S A_D^-1`` after ``revert_axis_swap``)."""
+    ``t = atan2(2 b, a - c) / 2`` (and the identity or the axis swap for exactly diagonal ones), the sign
+    convention LAPACK's SVD returns for most matrices (it returns ``-U`` for some; ``-U`` gives the same
+    ``A_S A_D^-1`` after ``revert_axis_swap``)."""
     with torch.autocast(covar.device.type, enabled=False):
         m = _fp32(covar)
         a, b, c = m[..., 0, 0], 0.5 * (m[..., 0, 1] + m[..., 1, 0]), m[..., 1, 1]
@@ -108,6 +110,11 @@ def symmetric_eig_2x2(covar: Tensor, eps: float = 1e-12) -> tuple[Tensor, Tensor
         cos = torch.sqrt((0.5 * (1 + cos2)).clamp(min=0))
         sin = torch.sqrt((0.5 * (1 - cos2)).clamp(min=0)) * torch.where(b < 0, -1.0, 1.0).to(m)
         u = torch.stack([torch.stack([-cos, -sin], -1), torch.stack([-sin, cos], -1)], -2)
+        # exactly diagonal matrices: LAPACK returns the identity or the swap [[0, 1], [1, 0]]
+        swap = (a < c).to(m.dtype)[..., None, None]
+        eye = torch.eye(2, dtype=m.dtype, device=m.device)
+        diagonal = eye * (1 - swap) + eye.flip(-1) * swap
+        u = torch.where((b == 0)[..., None, None], diagonal, u)
         return u, s
 
 
