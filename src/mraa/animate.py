@@ -310,8 +310,12 @@ class Animator:
         self._generator = torch.compile(self.models.generator) if compile else self.models.generator
         self._onnx = self._onnx_backend(backend, onnx_dir) if backend != "torch" else None
 
-    def _onnx_backend(self, backend: str, onnx_dir: str | os.PathLike | None):
-        """Export the (fused) networks to ONNX unless ``onnx_dir`` holds them, and swap in onnxruntime."""
+    def _onnx_backend(
+        self, backend: str, onnx_dir: str | os.PathLike | None, size: tuple[int, int] | None = None
+    ):
+        """Export the (fused) networks to ONNX at ``size`` (default: the config's frame size) unless
+        ``onnx_dir`` holds them, and swap in onnxruntime."""
+        import dataclasses
         import tempfile
 
         from mraa.export.onnx import GRAPHS, OnnxBackend, export_onnx
@@ -320,15 +324,26 @@ class Animator:
             raise MRAAError(f"backend must be torch or onnxruntime, got {backend!r}")
         if self.device.type != "cpu":
             raise MRAAError("the onnxruntime backend runs on the CPU: use --device cpu or the torch backend")
+        if not hasattr(self, "_torch_models"):
+            self._torch_models = dataclasses.replace(self.models)  # the torch networks, to re-export
+        size = tuple(size or self.image_size)
         if onnx_dir is None:
             self._onnx_tmp = tempfile.TemporaryDirectory(prefix="mraa-onnx-")
             onnx_dir = self._onnx_tmp.name
         if not all((Path(onnx_dir) / f"{g}.onnx").is_file() for g in GRAPHS):
-            export_onnx(self.models, self.image_size, onnx_dir)
-        onnx = OnnxBackend(onnx_dir, pca_based=self.models.region_predictor.pca_based)
+            export_onnx(self._torch_models, size, onnx_dir)
+        onnx = OnnxBackend(onnx_dir, pca_based=self._torch_models.region_predictor.pca_based)
         self.models.region_predictor = onnx.region_predictor
         self.models.avd_network = onnx.avd_network
         return onnx
+
+    def _onnx_at(self, size: tuple[int, int]):
+        """The onnxruntime backend for frames of ``size`` (H, W): graphs have a fixed frame size, so a
+        source of another size than the exported one is exported again (into a temporary folder)."""
+        if tuple(self._onnx.size) != tuple(size):
+            log.info("exporting the ONNX graphs again for %dx%d frames", *size)
+            self._onnx = self._onnx_backend("onnxruntime", None, size)
+        return self._onnx
 
     # --------------------------------------------------------------- construction
     @classmethod
@@ -389,6 +404,8 @@ class Animator:
         source = as_batch(source).to(self.device).contiguous(memory_format=self.memory_format)
         if source.shape[0] != 1:
             raise MRAAError(f"expected one source image, got a batch of {source.shape[0]}")
+        if self._onnx is not None:
+            self._onnx_at(source.shape[2:])
         params = self.models.region_predictor(source)
         params = {k: v for k, v in params.items() if k not in ("u", "d")}
         reference = None

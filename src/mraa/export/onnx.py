@@ -198,6 +198,7 @@ class OnnxBackend:
         self.region_predictor = OnnxRegionPredictor(self.sessions["region_predictor"], pca_based)
         self.avd_network = OnnxAVD(self.sessions["avd_network"])
         self.feature_names = [i.name for i in self.sessions["source_encoder"].get_outputs()][:-1]
+        self.size = tuple(self.sessions["region_predictor"].get_inputs()[0].shape[2:])  # (H, W) of the graphs
 
     def encode(self, source: Tensor) -> tuple[list[Tensor], Tensor]:
         """Encoder features (finest first) and the downscaled source, for one source (1, C, H, W)."""
