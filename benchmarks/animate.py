@@ -217,8 +217,6 @@ def make_runs(args, cfg, checkpoint, source, driving, nets, label) -> dict:
     runs = {label: lambda: reference_loop(nets, src_dev, drv_dev, args.mode)}
     for name in args.variants.split(","):
         kwargs = dict(VARIANTS[name])
-        if name == "compile" and dev == "cpu":
-            kwargs["batch_size"] = 1
         try:
             animator = Animator.from_checkpoint(checkpoint, cfg, device=dev, **kwargs)
         except Exception as err:  # e.g. onnxruntime missing: report, keep going

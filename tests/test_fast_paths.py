@@ -97,6 +97,13 @@ def test_bf16_and_outer_autocast_on_cpu(tiny_cfg, tiny_models):
     assert torch.isfinite(outer).all()
 
 
+def test_compile_is_cuda_only(tiny_cfg, tiny_models):
+    from mraa.errors import MRAAError
+
+    with pytest.raises(MRAAError, match="CUDA-only"):
+        Animator(tiny_models, tiny_cfg.animate_params, config=tiny_cfg, compile=True)
+
+
 def _require_onnx():
     pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'mraa[onnx]')")
     pytest.importorskip("onnx", reason="onnx not installed")

@@ -253,7 +253,8 @@ class Animator:
             generator and flow predictor, while region moments, the 2x2 inverses / SVD, coordinates and
             warps stay float32 (faster, but outputs differ beyond the parity tolerance; see
             docs/benchmarks.md for the measured PSNR). Any outer ``torch.autocast`` works the same way.
-        compile: wrap the generator in ``torch.compile`` (first batches are slow while compiling).
+        compile: wrap the generator in ``torch.compile`` (CUDA only: on CPU it was measured slower; the
+            first batches are slow while compiling).
         backend: ``torch`` (default) or ``onnxruntime`` (CPU; the networks exported to ONNX by
             :func:`mraa.export.onnx.export_onnx` into ``onnx_dir``, or a temporary folder, and run by
             onnxruntime; needs the ``onnx`` extra). An ``onnx_dir`` that already holds the graphs is reused.
@@ -307,6 +308,9 @@ class Animator:
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         for _, module in self.models.items():
             module.to(memory_format=self.memory_format)
+        if compile and self.device.type != "cuda":
+            # measured on 2 CPU cores: a 2-minute compile, then 0.65x the speed of eager (docs/benchmarks.md)
+            raise MRAAError("compile is CUDA-only: on CPU torch.compile was measured slower than eager mode")
         self._generator = torch.compile(self.models.generator) if compile else self.models.generator
         self._onnx = self._onnx_backend(backend, onnx_dir) if backend != "torch" else None
 
