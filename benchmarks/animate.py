@@ -1,198 +1,318 @@
 #!/usr/bin/env python
-"""Animation speed: the official-style per-frame loop vs mraa's cached, batched pipeline.
+"""Animation speed, side by side in one process: a per-frame reference loop vs mraa's Animator variants.
 
-Prints JSON. Uses the vox256 config at 256x256 with random weights (speed does not depend on training).
-(a) per frame, batch 1: region predictor + animation params + full generator (re-encoding the source and
-    recomputing the flow predictor's source inputs every frame), as the official demo does;
-(b) mraa's Animator: source encoded once, BatchNorm folded into convs, frames in batches.
-Both run in the same process on the same frames, and their outputs are compared.
+Prints one JSON object. Random weights (speed does not depend on training) with BatchNorm statistics
+calibrated on the inputs; image-like random frames; every variant runs on the same frames, the runs are
+interleaved (reference, variant 1, variant 2, ..., repeated), and the median time of each is reported with the
+load average before and after, since only ratios measured in one run mean anything on a shared machine.
 
-    python benchmarks/animate.py [--frames 8] [--batch-size 4] [--device cpu] [--memory-frames 0]
+Reference loop:
+- ``--official DIR``: the official MRAA code (github:snap-research/articulated-animation), imported from a
+  scratch folder outside the project (never committed), with its own config from DIR/config; label
+  ``official``;
+- otherwise mraa's own modules in the official per-frame loop (no caching, no BatchNorm folding, batch 1);
+  label ``mraa-per-frame-loop`` (a re-creation, not the official code).
 
-``--memory-frames N`` additionally streams an N-frame driving video through ``mraa animate`` in a
-subprocess and reports its peak resident memory (600 in the issue's target; slow on CPU).
+Variants (``--variants``, comma-separated): ``fp32`` (batch 1), ``fp32-b4``, ``bf16``, ``onnx``
+(onnxruntime backend), ``compile`` (torch.compile, inductor), ``fp32-b8`` / ``bf16-b8`` (GPU batches),
+``fp16`` (CUDA).
+
+    python benchmarks/animate.py --official /work/scratch/official --frames 4 --repeats 3 --mode avd
+    python benchmarks/animate.py --variants fp32,bf16 --psnr --profile       # no official code needed
+    python benchmarks/animate.py --device cuda --variants fp32-b8,bf16-b8,compile --frames 32   # GPU
+
+``--psnr`` adds bf16 against fp32 on the shipped trained model (its sample source and driving video).
+``--profile`` adds the per-part time of one fp32 frame and the top operators from torch.profiler;
+``--memory-frames N`` the peak resident memory of ``mraa animate`` streaming an N-frame video.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import math
 import os
-import platform
-import resource
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {  # name: Animator keyword arguments
+    "fp32": {"batch_size": 1},
+    "fp32-b4": {"batch_size": 4},
+    "fp32-b8": {"batch_size": 8},
+    "bf16": {"batch_size": 1, "precision": "bf16"},
+    "bf16-b8": {"batch_size": 8, "precision": "bf16"},
+    "fp16": {"batch_size": 8, "precision": "fp16"},
+    "onnx": {"batch_size": 1, "backend": "onnxruntime"},
+    "compile": {"compile": True},
+}
 
 
-def per_frame_loop(models, source, driving, mode):
+def load_official(folder: str):
+    """The official networks and animation-params function, imported from ``folder``."""
+    sys.path.insert(0, folder)
+    for name, attrs in {"frames_dataset": ["PairedDataset"], "logger": ["Logger", "Visualizer"]}.items():
+        stub = types.ModuleType(name)  # animate.py imports training-only modules
+        for attr in attrs:
+            setattr(stub, attr, object)
+        sys.modules.setdefault(name, stub)
+    spec = importlib.util.spec_from_file_location("official_animate", Path(folder) / "animate.py")
+    official_animate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(official_animate)
+    from modules.avd_network import AVDNetwork
+    from modules.generator import Generator
+    from modules.region_predictor import RegionPredictor
+
+    return Generator, RegionPredictor, AVDNetwork, official_animate.get_animation_region_params
+
+
+def official_models(folder: str, config_path: Path, state: dict) -> dict:
+    import yaml
+
+    generator, region_predictor, avd, params_fn = load_official(folder)
+    mp = yaml.safe_load(config_path.read_text())["model_params"]
+    common = {"num_regions": mp["num_regions"], "num_channels": mp["num_channels"]}
+    nets = {
+        "generator": generator(revert_axis_swap=mp["revert_axis_swap"], **common, **mp["generator_params"]),
+        "region_predictor": region_predictor(
+            estimate_affine=mp["estimate_affine"], **common, **mp["region_predictor_params"]
+        ),
+        "avd_network": avd(num_regions=mp["num_regions"], **mp["avd_network_params"]),
+    }
+    for name, net in nets.items():
+        net.load_state_dict(state[name])
+        net.eval()
+    nets["params_fn"] = params_fn
+    return nets
+
+
+def reference_loop(nets: dict, source, driving, mode: str):
+    """The official demo's loop: per frame, region predictor + animation params + the whole generator."""
+    with torch.no_grad():
+        src = nets["region_predictor"](source)
+        first = nets["region_predictor"](driving[:1])
+        out = []
+        for i in range(driving.shape[0]):
+            drv = nets["region_predictor"](driving[i : i + 1])
+            params = nets["params_fn"](src, drv, first, mode=mode, avd_network=nets["avd_network"])
+            out.append(nets["generator"](source, source_region_params=src, driving_region_params=params))
+        return torch.cat([o["prediction"] for o in out])
+
+
+def mraa_loop_nets(models) -> dict:
+    """mraa's own modules wrapped to the official call signatures (the labelled re-creation)."""
     from mraa.animate import animation_region_params
 
-    out = []
-    with torch.no_grad():
-        src = models.region_predictor(source)
-        first = None
-        for i in range(driving.shape[0]):
-            drv = models.region_predictor(driving[i : i + 1])
-            first = first or drv
-            params = animation_region_params(src, drv, first, mode, models.avd_network)
-            out.append(models.generator(source, params, src)["prediction"])
-    return torch.cat(out)
+    def generator(source, source_region_params, driving_region_params):
+        return models.generator(source, driving_region_params, source_region_params)
+
+    def params_fn(src, drv, first, mode, avd_network):
+        return animation_region_params(src, drv, first, mode, avd_network)
+
+    return {
+        "generator": generator,
+        "region_predictor": models.region_predictor,
+        "avd_network": models.avd_network,
+        "params_fn": params_fn,
+    }
 
 
 def calibrate_batchnorm(models, source, driving) -> None:
-    """Give every BatchNorm the statistics of one batch of these inputs (as a trained model would have
-    statistics of its data); with default running stats a random deep network's activations explode and
-    float rounding differences are magnified far beyond what a real checkpoint shows."""
-    norms = [
-        m
-        for _, module in models.items()
-        for m in module.modules()
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-    ]
+    """Give every BatchNorm the statistics of these inputs (as a trained model has those of its data):
+    with default running stats a random deep network's activations explode and float rounding differences
+    are magnified far beyond what a real checkpoint shows. The AVD keeps its default statistics: near-identical
+    random frames would give it near-zero variances and an ill-conditioned MLP."""
+    norms = [m for _, net in models.items() for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     for norm in norms:
         norm.momentum = 1.0
     models.train()
     with torch.no_grad():
-        frames = torch.cat([source, driving])
-        params = models.region_predictor(frames)
+        params = models.region_predictor(torch.cat([source, driving]))
         src = {k: v[:1].expand(len(driving), *v.shape[1:]) for k, v in params.items() if k not in ("u", "d")}
         drv = {k: v[1:] for k, v in params.items() if k not in ("u", "d")}
         models.generator(source.expand(len(driving), -1, -1, -1), drv, src)
-        rolled = {k: v.roll(1, dims=0) for k, v in drv.items()}
-        models.avd_network(drv, rolled)  # varied identities: identical rows would give zero variances
     for norm in norms:
         norm.momentum = 0.1
     models.eval()
 
 
-def smooth_images(n: int, device: str) -> torch.Tensor:
-    """Random but image-like frames (n, 3, 256, 256): upsampled 16x16 noise. Pixel noise would make any
-    two correct float32 pipelines differ by ~1e-3 through the warps' image gradients."""
-    low = torch.rand(n, 3, 16, 16)
-    return (
-        torch.nn.functional.interpolate(low, size=(256, 256), mode="bicubic", align_corners=False)
-        .clamp(0, 1)
-        .to(device)
+def smooth_images(n: int, size: int, seed: int) -> torch.Tensor:
+    """Image-like random frames (n, 3, size, size): upsampled 16x16 noise (pixel noise would make any two
+    correct float32 pipelines differ by ~1e-3 through the warps' image gradients)."""
+    low = torch.rand(n, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+    return torch.nn.functional.interpolate(low, size=(size, size), mode="bicubic", align_corners=False).clamp(
+        0, 1
     )
 
 
-def timed(fn, repeats=2):
-    best, result = float("inf"), None
+def load_average() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
+    except OSError:
+        return "n/a"
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def run_interleaved(runs: dict, repeats: int, device: str) -> dict:
+    """Median seconds of each run, the runs interleaved ``repeats`` times; also the last outputs."""
+    times: dict = {name: [] for name in runs}
+    outputs: dict = {}
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        for name, fn in runs.items():
+            sync(device)
+            start = time.perf_counter()
+            outputs[name] = fn()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}, outputs
 
 
-def memory_run(frames: int, batch_size: int) -> dict:
-    """Peak RSS of `mraa animate` on an N-frame video (vox256 config, random weights)."""
-    import numpy as np
-
+def build(args):
+    """Models (random, calibrated), their checkpoint, frames, and the reference loop's networks."""
     from mraa.checkpoint import save_checkpoint
     from mraa.config import load_config
-    from mraa.data.video_io import VideoWriter, write_image
     from mraa.models import build_models
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        cfg = load_config(ROOT / "configs" / "vox256.yaml")
-        save_checkpoint(tmp / "ck.pth", build_models(cfg.model_params), cfg)
-        rng = np.random.default_rng(0)
-        with VideoWriter(tmp / "driving.mp4", 25) as writer:
-            for _ in range(frames):
-                writer.write(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8))
-        write_image(tmp / "source.png", rng.integers(0, 255, (256, 256, 3), dtype=np.uint8))
-        code = (
-            "import sys; from mraa.cli import main; "
-            f"rc = main(['animate', '--source', '{tmp}/source.png', '--driving', '{tmp}/driving.mp4', "
-            f"'--output', '{tmp}/out.mp4', '--checkpoint', '{tmp}/ck.pth', '--quiet', '--mode', 'relative', "
-            f"'--batch-size', '{batch_size}']); "
-            # VmHWM is this process's own peak (ru_maxrss would include the parent's, inherited at fork)
-            "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]); sys.exit(rc)"
-        )
+    config_path = Path(args.official) / "config" / f"{args.config}.yaml" if args.official else None
+    if config_path is None or not config_path.is_file():
+        config_path = ROOT / "configs" / f"{args.config}.yaml"
+    cfg = load_config(config_path)
+    size = args.size or (384 if "384" in args.config else 256)
+    torch.manual_seed(0)
+    models = build_models(cfg.model_params).eval()
+    source, driving = smooth_images(1, size, 1), smooth_images(args.frames, size, 2)
+    with torch.no_grad():  # a moderate heatmap spread (a random head gives needle-like regions)
+        models.region_predictor.regions.weight.mul_(args.heatmap_scale)
+    calibrate_batchnorm(models, source, driving)
+    checkpoint = Path(tempfile.mkdtemp()) / "checkpoint.pth"
+    save_checkpoint(checkpoint, models, cfg)
+    if args.official:
+        state = {name: net.state_dict() for name, net in models.items()}
+        nets, label = official_models(args.official, config_path, state), "official"
+    else:
+        nets, label = mraa_loop_nets(models), "mraa-per-frame-loop"
+    return cfg, checkpoint, source, driving, nets, label
+
+
+def make_runs(args, cfg, checkpoint, source, driving, nets, label) -> dict:
+    from mraa.animate import Animator
+
+    dev = args.device
+    src_dev, drv_dev = source.to(dev), driving.to(dev)
+    if dev != "cpu":
+        for key in ("generator", "region_predictor", "avd_network"):
+            if isinstance(nets[key], torch.nn.Module):
+                nets[key].to(dev)
+    runs = {label: lambda: reference_loop(nets, src_dev, drv_dev, args.mode)}
+    for name in args.variants.split(","):
+        kwargs = dict(VARIANTS[name])
+        try:
+            animator = Animator.from_checkpoint(checkpoint, cfg, device=dev, **kwargs)
+        except Exception as err:  # e.g. onnxruntime missing: report, keep going
+            runs[name] = err
+            continue
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        return {
-            "memory_frames": frames,
-            "memory_peak_rss_mb": int(result.stdout.strip().splitlines()[-1]) / 1024,
-            "memory_run_seconds": round(time.perf_counter() - start, 1),
-        }
+        animator.animate(src_dev, drv_dev[:1], mode=args.mode)  # warm-up (compiles, builds sessions)
+        warm = time.perf_counter() - start
+
+        def run(animator=animator):
+            return animator.animate(src_dev, drv_dev, mode=args.mode)
+
+        run.warmup_seconds = warm
+        runs[name] = run
+    return runs
+
+
+def bf16_psnr(frames: int = 0) -> dict:
+    """PSNR of bf16 (Animator precision, and an outer torch.autocast) against fp32 on the shipped model."""
+    from mraa.animate import DEFAULT_MODEL_DIR, Animator
+    from mraa.data.video_io import fit_frame, read_image, read_video
+
+    fp32, bf16 = Animator.from_checkpoint(), Animator.from_checkpoint(precision="bf16")
+    size = fp32.image_size
+
+    def tensor(image):
+        return torch.from_numpy(fit_frame(image, size)).permute(2, 0, 1).float() / 255
+
+    video = read_video(DEFAULT_MODEL_DIR / "driving.mp4")
+    driving = torch.stack([tensor(f) for f in video[: frames or len(video)]])
+    source = tensor(read_image(DEFAULT_MODEL_DIR / "source.png"))
+    ref = fp32.animate(source, driving)
+
+    def psnr(out):
+        return round(10 * math.log10(1 / float(((out - ref) ** 2).mean())), 2)
+
+    with torch.autocast("cpu", torch.bfloat16):
+        outer = fp32.animate(source, driving)
+    return {
+        "psnr_model": "shipped default",
+        "psnr_frames": len(driving),
+        "psnr_size": list(size),
+        "bf16_psnr_db": psnr(bf16.animate(source, driving)),
+        "outer_autocast_bf16_psnr_db": psnr(outer),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--official", help="folder holding the official code (modules/, config/, animate.py)")
+    parser.add_argument("--config", default="vox256")
+    parser.add_argument("--size", type=int, help="frame size (default: 384 for *384 configs, else 256)")
+    parser.add_argument("--frames", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--mode", default="avd", choices=("standard", "relative", "avd"))
+    parser.add_argument("--variants", default="fp32,fp32-b4,bf16")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--mode", default="relative", choices=("standard", "relative", "avd"))
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    parser.add_argument("--memory-frames", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--heatmap-scale", type=float, default=0.3, help="scale of the random regions head")
+    parser.add_argument("--psnr", action="store_true", help="bf16 vs fp32 PSNR on the shipped model")
+    parser.add_argument("--profile", action="store_true", help="per-part times and top operators")
+    parser.add_argument("--memory-frames", type=int, default=0, help="peak RSS of `mraa animate`, N frames")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    report = {"benchmark": "animate", "config": args.config, "device": args.device, "mode": args.mode,
+              "threads": torch.get_num_threads(), "frames": args.frames, "repeats": args.repeats,
+              "loadavg_before": load_average()}  # fmt: skip
+    built = build(args)
+    runs = make_runs(args, *built)
+    failed = {name: f"{type(fn).__name__}: {fn}" for name, fn in runs.items() if isinstance(fn, Exception)}
+    runs = {name: fn for name, fn in runs.items() if not isinstance(fn, Exception)}
+    times, outputs = run_interleaved(runs, args.repeats, args.device)
+    label = built[-1]
+    report["reference"] = label
+    report["size"] = built[2].shape[-1]
+    report["fps"] = {name: round(args.frames / t, 3) for name, t in times.items()}
+    report[f"speedup_vs_{label}"] = {name: round(times[label] / t, 3) for name, t in times.items()}
+    ref = outputs[label].float().cpu()
+    report["max_abs_diff"] = {n: float((o.float().cpu() - ref).abs().max()) for n, o in outputs.items()}
+    report["warmup_seconds"] = {n: round(f.warmup_seconds, 1) for n, f in runs.items() if n != label}
+    report["failed"] = failed
+    report["loadavg_after"] = load_average()
+    if args.profile:
+        from profile_parts import profile_animator  # benchmarks/profile_parts.py
 
-    from mraa.animate import Animator
-    from mraa.config import load_config
-    from mraa.models import build_models
-
-    torch.manual_seed(0)
-    cfg = load_config(ROOT / "configs" / "vox256.yaml")
-    models = build_models(cfg.model_params).to(args.device).eval()
-    source = smooth_images(1, args.device)
-    driving = smooth_images(args.frames, args.device)
-    with torch.no_grad():  # moderate heatmap spread (as the parity case does): a random head gives
-        models.region_predictor.regions.weight.mul_(args.heatmap_scale)  # needle-like, ill-conditioned regions
-    calibrate_batchnorm(models, source, driving)
-    animator = Animator(
-        models, device=args.device, batch_size=args.batch_size, config=cfg, precision=args.precision
-    )
-
-    per_frame_loop(models, source, driving[:1], args.mode)  # warm-up
-    animator.animate(source, driving[:1], mode=args.mode)
-    t_a, out_a = timed(lambda: per_frame_loop(models, source, driving, args.mode))
-    t_b, out_b = timed(lambda: animator.animate(source, driving, mode=args.mode))
-    # float64 run of the per-frame loop: the float32 noise floor any reordering of the computation sees
-    models64 = build_models(cfg.model_params)
-    for (_, m32), (_, m64) in zip(models.items(), models64.items()):
-        m64.load_state_dict(m32.state_dict())
-    models64.to(torch.float64).eval()
-    out_64 = per_frame_loop(models64, source.double(), driving.double(), args.mode).cpu()
-    report = {
-        "benchmark": "animate",
-        "config": "vox256",
-        "resolution": 256,
-        "device": str(args.device),
-        "cpu": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "mode": args.mode,
-        "frames": args.frames,
-        "batch_size": args.batch_size,
-        "precision": args.precision,
-        "per_frame_loop_fps": round(args.frames / t_a, 3),
-        "mraa_pipeline_fps": round(args.frames / t_b, 3),
-        "speedup": round(t_a / t_b, 3),
-        "max_abs_diff": float((out_a.cpu() - out_b.cpu()).abs().max()),
-        "per_frame_loop_vs_float64": float((out_a.cpu().double() - out_64).abs().max()),
-        "mraa_pipeline_vs_float64": float((out_b.cpu().double() - out_64).abs().max()),
-        "peak_rss_mb_this_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+        report["profile"] = profile_animator(built[1], built[0], built[2], built[3], args.mode)
+    if args.psnr:
+        report.update(bf16_psnr())
     if args.memory_frames:
-        report.update(memory_run(args.memory_frames, args.batch_size))
-    print(json.dumps(report, indent=2))
+        from profile_parts import memory_run
+
+        report.update(memory_run(args.memory_frames, 1))
+    print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()

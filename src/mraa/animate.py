@@ -13,6 +13,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from torch import Tensor
 from mraa.config import AnimateParams, MRAAConfig
 from mraa.devices import resolve_device
 from mraa.errors import MRAAError
-from mraa.geometry import RegionParams, convex_hull_area
+from mraa.geometry import RegionParams, convex_hull_area, inverse_2x2
 from mraa.inputs import DrivingInput, ImageInput, count_frames, driving_tensors, source_tensor
 from mraa.models import MRAAModels
 from mraa.modules import AVDNetwork
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 MODES = ("standard", "relative", "avd")
 STILL_BACKGROUNDS = ("identity", "source")
+# frames per batch when none is given: on CPU batch 1 was faster per frame than 2-8 (docs/benchmarks.md)
+DEFAULT_BATCH_SIZES = {"cpu": 1, "cuda": 8, "mps": 4}
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL_DIR = PACKAGE_DIR / "assets" / "default"
 
@@ -82,7 +86,7 @@ def animation_region_params(
         shift_diff = (driving_region_params["shift"] - driving_region_params_initial["shift"]) * scale
         new_params["shift"] = shift_diff + source_region_params["shift"]
         affine_diff = torch.matmul(
-            driving_region_params["affine"], torch.inverse(driving_region_params_initial["affine"])
+            driving_region_params["affine"], inverse_2x2(driving_region_params_initial["affine"])
         )
         new_params["affine"] = torch.matmul(affine_diff, source_region_params["affine"])
         return new_params
@@ -223,12 +227,19 @@ class Animator:
     Args:
         models: the MRAA networks (moved to ``device`` and put in eval mode).
         animate_params: the config's ``animate_params`` (default mode).
-        batch_size: driving frames processed together.
+        batch_size: driving frames processed together; None: the device's default
+            (:data:`DEFAULT_BATCH_SIZES`: 1 on CPU, where batching was measured slower per frame).
         has_trained_avd: whether the AVD network holds trained weights (default mode ``avd``).
         fuse: fold BatchNorms into convs (faster, same results within float rounding).
-        precision: ``fp32`` (default, exact), or ``bf16`` / ``fp16`` autocast of the generator on CUDA
-            (faster, but changes the output beyond the parity tolerance: measure before relying on it).
-        compile: wrap the generator in ``torch.compile`` (CUDA; first batches are slow while compiling).
+        precision: ``fp32`` (default, exact), ``bf16`` (CPU or CUDA) or ``fp16`` (CUDA): autocast of the
+            generator and flow predictor, while region moments, the 2x2 inverses / SVD, coordinates and
+            warps stay float32 (faster, but outputs differ beyond the parity tolerance; see
+            docs/benchmarks.md for the measured PSNR). Any outer ``torch.autocast`` works the same way.
+        compile: wrap the generator in ``torch.compile`` (CUDA only: on CPU it was measured slower; the
+            first batches are slow while compiling).
+        backend: ``torch`` (default) or ``onnxruntime`` (CPU; the networks exported to ONNX by
+            :func:`mraa.export.onnx.export_onnx` into ``onnx_dir``, or a temporary folder, and run by
+            onnxruntime; needs the ``onnx`` extra). An ``onnx_dir`` that already holds the graphs is reused.
         still_background: ``identity`` (official) or ``source`` (the background predictor's output for the
             source and itself; other background motions are applied on top of it). Default: the config's
             ``animate_params.still_background``.
@@ -239,13 +250,15 @@ class Animator:
         models: MRAAModels,
         animate_params: AnimateParams | None = None,
         device: str | torch.device = "cpu",
-        batch_size: int = 4,
+        batch_size: int | None = None,
         has_trained_avd: bool = True,
         fuse: bool = True,
         config: MRAAConfig | None = None,
         precision: str = "fp32",
         compile: bool = False,
         still_background: str | None = None,
+        backend: str = "torch",
+        onnx_dir: str | os.PathLike | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.models = copy.deepcopy(models) if fuse else models
@@ -256,6 +269,8 @@ class Animator:
             if self.models.bg_predictor.fc is not None:
                 fuse_conv_bn(self.models.bg_predictor)
         self.animate_params = animate_params or AnimateParams()
+        if batch_size is None:
+            batch_size = DEFAULT_BATCH_SIZES.get(self.device.type, 1)
         if batch_size < 1:
             raise MRAAError(f"batch size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
@@ -275,7 +290,46 @@ class Animator:
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         for _, module in self.models.items():
             module.to(memory_format=self.memory_format)
+        if compile and self.device.type != "cuda":
+            # measured on 2 CPU cores: a 2-minute compile, then 0.65x the speed of eager (docs/benchmarks.md)
+            raise MRAAError("compile is CUDA-only: on CPU torch.compile was measured slower than eager mode")
         self._generator = torch.compile(self.models.generator) if compile else self.models.generator
+        self._onnx = self._onnx_backend(backend, onnx_dir) if backend != "torch" else None
+
+    def _onnx_backend(
+        self, backend: str, onnx_dir: str | os.PathLike | None, size: tuple[int, int] | None = None
+    ):
+        """Export the (fused) networks to ONNX at ``size`` (default: the config's frame size) unless
+        ``onnx_dir`` holds them, and swap in onnxruntime."""
+        import dataclasses
+        import tempfile
+
+        from mraa.export.onnx import GRAPHS, OnnxBackend, export_onnx
+
+        if backend != "onnxruntime":
+            raise MRAAError(f"backend must be torch or onnxruntime, got {backend!r}")
+        if self.device.type != "cpu":
+            raise MRAAError("the onnxruntime backend runs on the CPU: use --device cpu or the torch backend")
+        if not hasattr(self, "_torch_models"):
+            self._torch_models = dataclasses.replace(self.models)  # the torch networks, to re-export
+        size = tuple(size or self.image_size)
+        if onnx_dir is None:
+            self._onnx_tmp = tempfile.TemporaryDirectory(prefix="mraa-onnx-")
+            onnx_dir = self._onnx_tmp.name
+        if not all((Path(onnx_dir) / f"{g}.onnx").is_file() for g in GRAPHS):
+            export_onnx(self._torch_models, size, onnx_dir)
+        onnx = OnnxBackend(onnx_dir, pca_based=self._torch_models.region_predictor.pca_based)
+        self.models.region_predictor = onnx.region_predictor
+        self.models.avd_network = onnx.avd_network
+        return onnx
+
+    def _onnx_at(self, size: tuple[int, int]):
+        """The onnxruntime backend for frames of ``size`` (H, W): graphs have a fixed frame size, so a
+        source of another size than the exported one is exported again (into a temporary folder)."""
+        if tuple(self._onnx.size) != tuple(size):
+            log.info("exporting the ONNX graphs again for %dx%d frames", *size)
+            self._onnx = self._onnx_backend("onnxruntime", None, size)
+        return self._onnx
 
     # --------------------------------------------------------------- construction
     @classmethod
@@ -343,17 +397,22 @@ class Animator:
         tensor in [0, 1], a uint8 (H, W, 3) array, a PIL image or a path, resized to the model's size."""
         source = source_tensor(source, self.model_size, crop)
         source = source.to(self.device).contiguous(memory_format=self.memory_format)
+        if self._onnx is not None:
+            self._onnx_at(source.shape[2:])
         params = self.models.region_predictor(source)
         params = {k: v for k, v in params.items() if k not in ("u", "d")}
+        reference = None
+        if self.still_background == "source" and self.models.bg_predictor.fc is not None:
+            reference = self.models.bg_predictor(source, source)
+        if self._onnx is not None:
+            features, small = self._onnx.encode(source)
+            return SourceState(source, params, features, small, None, reference)
         generator = self.models.generator
         flow = generator.pixelwise_flow_predictor
         small = gaussians = None
         if flow is not None:
             small = flow.downscale(source)
             gaussians = flow._gaussians(params, small.shape[2:])
-        reference = None
-        if self.still_background == "source" and self.models.bg_predictor.fc is not None:
-            reference = self.models.bg_predictor(source, source)
         return SourceState(source, params, generator.encode(source), small, gaussians, reference)
 
     @torch.no_grad()
@@ -369,11 +428,15 @@ class Animator:
         self, state: SourceState, region_params: RegionParams, bg_params: Tensor | None = None
     ) -> dict[str, Tensor]:
         """Generator output for target region params (B frames) using the cached source."""
+        if self._onnx is not None:
+            return {"prediction": self._onnx.render(state, region_params, bg_params)}
         b = region_params["shift"].shape[0]
         source_params = {k: v.expand(b, *v.shape[1:]) for k, v in state.region_params.items()}
         flow = self.models.generator.pixelwise_flow_predictor
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+        dtype = AUTOCAST_DTYPES.get(self.precision)
+        # fp32 enters no autocast context, so an outer torch.autocast (if any) applies unchanged
+        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()
+        with autocast:
             motion = None
             if flow is not None:
                 motion = flow(

@@ -62,6 +62,7 @@ def heatmap_to_moments(heatmap: Tensor, with_covar: bool = True) -> tuple[Tensor
     Returns:
         shift (B, K, 2) = sum_z M(z) z and covar (B, K, 2, 2) = sum_z M(z) (z - shift)(z - shift)^T.
     """
+    heatmap = _fp32(heatmap)
     grid = make_coordinate_grid(heatmap.shape[2:], heatmap.dtype, heatmap.device)  # (H, W, 2)
     weights = heatmap.unsqueeze(-1)  # (B, K, H, W, 1)
     shift = (weights * grid).sum(dim=(2, 3))  # (B, K, 2)
@@ -72,11 +73,57 @@ def heatmap_to_moments(heatmap: Tensor, with_covar: bool = True) -> tuple[Tensor
     return shift, covar
 
 
-def covar_to_affine(covar: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _fp32(x: Tensor) -> Tensor:
+    return x if x.dtype == torch.float64 else x.float()
+
+
+def inverse_2x2(matrix: Tensor) -> Tensor:
+    """Closed-form inverse of 2x2 matrices (..., 2, 2), computed in float32 (float64 stays float64) with
+    autocast off, so it works inside ``torch.autocast`` and exports to ONNX without a custom operator.
+    Equal to ``torch.linalg.inv`` up to float rounding; singular matrices give inf/nan like it does."""
+    with torch.autocast(matrix.device.type, enabled=False):
+        m = _fp32(matrix)
+        a, b, c, d = m[..., 0, 0], m[..., 0, 1], m[..., 1, 0], m[..., 1, 1]
+        # float32 products are exact in float64: the determinant loses no digits to cancellation
+        det = (a.double() * d.double() - b.double() * c.double()).to(m.dtype)
+        rows = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2)
+        return rows / det[..., None, None]
+
+
+def symmetric_eig_2x2(covar: Tensor, eps: float = 1e-12) -> tuple[Tensor, Tensor]:
+    """Closed-form eigendecomposition of symmetric PSD 2x2 matrices ``covar = U diag(S) U^T`` (..., 2, 2)
+    (= their SVD), in float32 with autocast off; exportable to ONNX.
+
+    S is sorted in descending order; ``U = [[-cos t, -sin t], [-sin t, cos t]]`` with
+    ``t = atan2(2 b, a - c) / 2`` (and the identity or the axis swap for exactly diagonal ones), the sign
+    convention LAPACK's SVD returns for most matrices (it returns ``-U`` for some; ``-U`` gives the same
+    ``A_S A_D^-1`` after ``revert_axis_swap``)."""
+    with torch.autocast(covar.device.type, enabled=False):
+        m = _fp32(covar)
+        a, b, c = m[..., 0, 0], 0.5 * (m[..., 0, 1] + m[..., 1, 0]), m[..., 1, 1]
+        half_diff = 0.5 * (a - c)
+        radius = torch.sqrt(half_diff * half_diff + b * b + eps * eps)
+        mean = 0.5 * (a + c)
+        s = torch.stack([mean + radius, (mean - radius).clamp(min=0)], -1)
+        # cos/sin of the principal axis angle t (t in (-pi/2, pi/2], so cos >= 0), by half-angle formulas
+        cos2 = half_diff / radius
+        cos = torch.sqrt((0.5 * (1 + cos2)).clamp(min=0))
+        sin = torch.sqrt((0.5 * (1 - cos2)).clamp(min=0)) * torch.where(b < 0, -1.0, 1.0).to(m)
+        u = torch.stack([torch.stack([-cos, -sin], -1), torch.stack([-sin, cos], -1)], -2)
+        # exactly diagonal matrices: LAPACK returns the identity or the swap [[0, 1], [1, 0]]
+        swap = (a < c).to(m.dtype)[..., None, None]
+        eye = torch.eye(2, dtype=m.dtype, device=m.device)
+        diagonal = eye * (1 - swap) + eye.flip(-1) * swap
+        u = torch.where((b == 0)[..., None, None], diagonal, u)
+        return u, s
+
+
+def covar_to_affine(covar: Tensor, closed_form: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """PCA of 2x2 covariances: ``affine = U diag(sqrt(S))`` with ``covar = U S U^T``.
 
     The SVD runs on the CPU (LAPACK), as in the official implementation, so the signs of the singular
-    vectors, and therefore ``affine``, match the released models on every device.
+    vectors, and therefore ``affine``, match the released models on every device. It runs in float32
+    whatever autocast is active. ``closed_form`` uses :func:`symmetric_eig_2x2` instead (ONNX export).
 
     Args:
         covar: (B, K, 2, 2).
@@ -85,12 +132,16 @@ def covar_to_affine(covar: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         affine (B, K, 2, 2), u (B*K, 2, 2), d (B*K, 2, 2).
     """
     shape = covar.shape
-    flat = covar.reshape(-1, 2, 2)
-    u, s, _ = torch.linalg.svd(flat.cpu(), full_matrices=False)
-    u = u.to(covar.device)
-    s = s.to(covar.device)
-    d = torch.diag_embed(s.sqrt())
-    affine = torch.matmul(u, d).reshape(shape)
+    flat = _fp32(covar).reshape(-1, 2, 2)
+    with torch.autocast(covar.device.type, enabled=False):
+        if closed_form:
+            u, s = symmetric_eig_2x2(flat)
+        else:
+            u, s, _ = torch.linalg.svd(flat.cpu(), full_matrices=False)
+            u, s = u.to(covar.device), s.to(covar.device)
+        root = s.sqrt()
+        d = torch.diag_embed(root)
+        affine = (u * root.unsqueeze(-2)).reshape(shape)  # u @ diag(sqrt(s))
     return affine, u, d
 
 
@@ -105,14 +156,17 @@ def region_to_gaussian(shift: Tensor, covar: Tensor | float, spatial_size: tuple
     Returns:
         (..., H, W).
     """
+    shift = _fp32(shift)
     grid = make_coordinate_grid(spatial_size, shift.dtype, shift.device)  # (H, W, 2)
     lead = shift.shape[:-1]
     centred = grid.view((1,) * len(lead) + grid.shape) - shift.view(*lead, 1, 1, 2)  # (..., H, W, 2)
     if isinstance(covar, (float, int)):
         return torch.exp(-0.5 * (centred**2).sum(-1) / covar)
-    precision = torch.inverse(covar).view(*lead, 1, 1, 2, 2)
-    mahalanobis = torch.matmul(torch.matmul(centred.unsqueeze(-2), precision), centred.unsqueeze(-1))
-    return torch.exp(-0.5 * mahalanobis.sum(dim=(-1, -2)))
+    # the quadratic form written out elementwise: float32 under autocast, no tiny batched matmuls
+    p = inverse_2x2(covar).view(*lead, 1, 1, 2, 2).to(shift.dtype)
+    x, y = centred[..., 0], centred[..., 1]
+    mahalanobis = x * (p[..., 0, 0] * x + p[..., 0, 1] * y) + y * (p[..., 1, 0] * x + p[..., 1, 1] * y)
+    return torch.exp(-0.5 * mahalanobis)
 
 
 def to_homogeneous(coordinates: Tensor) -> Tensor:
@@ -135,7 +189,9 @@ def region_transforms(
     """
     if "affine" not in driving_region_params:
         return None
-    affine = torch.matmul(source_region_params["affine"], torch.inverse(driving_region_params["affine"]))
+    with torch.autocast(driving_region_params["affine"].device.type, enabled=False):
+        source_affine = _fp32(source_region_params["affine"])
+        affine = torch.matmul(source_affine, inverse_2x2(driving_region_params["affine"]).to(source_affine))
     if revert_axis_swap:
         affine = affine * torch.sign(affine[:, :, 0:1, 0:1])
     return affine
@@ -160,31 +216,44 @@ def sparse_motions(
     Returns:
         (B, K + 1, H, W, 2) grid_sample coordinates; index 0 is the background.
     """
-    shift_d = driving_region_params["shift"]
+    shift_d = _fp32(driving_region_params["shift"])
     b, k = shift_d.shape[:2]
     h, w = identity_grid.shape[:2]
-    grid = identity_grid.view(1, 1, h, w, 2)
+    grid = _fp32(identity_grid).view(1, 1, h, w, 2)
     relative = grid - shift_d.view(b, k, 1, 1, 2)  # (B, K, H, W, 2)
     affine = region_transforms(source_region_params, driving_region_params, revert_axis_swap)
-    if affine is not None:
-        # (B, K, 1, 1, 2, 2) @ (B, K, H, W, 2, 1)
-        relative = torch.matmul(affine[:, :, None, None], relative.unsqueeze(-1)).squeeze(-1)
-    driving_to_source = relative + source_region_params["shift"].view(b, k, 1, 1, 2)
+    if affine is not None:  # affine (B, K, 2, 2) applied elementwise: float32 under autocast
+        a = affine.to(relative.dtype)[:, :, None, None]  # (B, K, 1, 1, 2, 2)
+        rx, ry = relative[..., 0:1], relative[..., 1:2]
+        relative = torch.cat(
+            [a[..., 0, 0:1] * rx + a[..., 0, 1:2] * ry, a[..., 1, 0:1] * rx + a[..., 1, 1:2] * ry], -1
+        )
+    driving_to_source = relative + _fp32(source_region_params["shift"]).view(b, k, 1, 1, 2)
     if bg_params is None:
         bg_grid = grid.expand(b, 1, h, w, 2)
     else:
-        bg_grid = torch.matmul(bg_params.view(b, 1, 1, 1, 3, 3), to_homogeneous(grid).unsqueeze(-1))
+        with torch.autocast(grid.device.type, enabled=False):
+            bg = bg_params.to(grid.dtype).view(b, 1, 1, 1, 3, 3)
+            bg_grid = torch.matmul(bg, to_homogeneous(grid).unsqueeze(-1))
         bg_grid = from_homogeneous(bg_grid.squeeze(-1))  # (B, 1, H, W, 2)
     return torch.cat([bg_grid, driving_to_source], dim=1)
 
 
 def warp_image(image: Tensor, flow: Tensor, padding_mode: str = "zeros") -> Tensor:
-    """Backward-warp ``image`` (B, C, H, W) by a grid_sample flow (B, h, w, 2), resized if needed."""
+    """Backward-warp ``image`` (B, C, H, W) by a grid_sample flow (B, h, w, 2), resized if needed.
+
+    Sampling runs in the flow's precision (float32 under autocast: bfloat16 coordinates would be off by up
+    to half a pixel) and keeps the image's memory format (grid_sample itself returns NCHW)."""
     h, w = image.shape[2:]
+    channels_last = image.dim() == 4 and image.is_contiguous(memory_format=torch.channels_last)
+    flow = _fp32(flow)
+    image = image.to(flow.dtype)
     if flow.shape[1:3] != (h, w):
         flow = F.interpolate(flow.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False)
         flow = flow.permute(0, 2, 3, 1)
-    return F.grid_sample(image, flow, padding_mode=padding_mode, align_corners=False)
+    with torch.autocast(image.device.type, enabled=False):
+        out = F.grid_sample(image, flow, padding_mode=padding_mode, align_corners=False)
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
 
 def convex_hull_area(points: Tensor | list) -> float:

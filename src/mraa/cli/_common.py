@@ -37,7 +37,7 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def load_animator(args: argparse.Namespace, batch_size: int = 4, announce: bool = True):
+def load_animator(args: argparse.Namespace, batch_size: int | None = None, announce: bool = True):
     from mraa.animate import Animator, default_checkpoint
 
     checkpoint = args.checkpoint

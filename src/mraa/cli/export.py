@@ -18,6 +18,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", required=True, help="official .pth or mraa training checkpoint")
     parser.add_argument("--config", required=True, help="YAML config in the official schema")
     parser.add_argument("--output", required=True, help="output folder (created if missing)")
+    parser.add_argument(
+        "--format",
+        choices=("safetensors", "onnx"),
+        default="safetensors",
+        help="safetensors (default) or onnx: the animation graphs (region predictor, source encoder, "
+        "per-frame generator, AVD) for onnxruntime, plus config.yaml (needs the onnx extra)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -40,7 +47,40 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     models = build_models(cfg.model_params)
     data = load_checkpoint(args.checkpoint, models)
+    if getattr(args, "format", "safetensors") == "onnx":
+        return _run_onnx(args, cfg, models)
     include = tuple(name for name in MODEL_KEYS if data.get(name))
     path = export_safetensors(models, cfg, args.output, include=include)
     print(f"wrote {path} ({', '.join(include)}) and {path.with_name('config.yaml')}")
+    return 0
+
+
+def _run_onnx(args: argparse.Namespace, cfg, models) -> int:
+    """Write the ONNX graphs of the fused inference networks (see mraa.export.onnx) and config.yaml."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from mraa.animate import fuse_conv_bn
+    from mraa.config import save_config
+    from mraa.errors import MRAAError
+    from mraa.export.onnx import GRAPHS, export_onnx
+
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
+    except ImportError as err:
+        raise MRAAError("--format onnx needs the onnx package: pip install 'mraa[onnx]'") from err
+    models.eval()
+    fuse_conv_bn(models.region_predictor)
+    fuse_conv_bn(models.generator)
+    size = tuple(cfg.dataset_params.resolved_frame_shape[:2])
+    folder = Path(args.output)
+    folder.mkdir(parents=True, exist_ok=True)
+    # export into a scratch folder beside the output, then move the finished files in: no half-written graphs
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as scratch:
+        export_onnx(models, size, scratch)
+        save_config(cfg, Path(scratch) / "config.yaml")
+        for name in [f"{g}.onnx" for g in GRAPHS] + ["config.yaml"]:
+            os.replace(Path(scratch) / name, folder / name)
+    print(f"wrote {', '.join(g + '.onnx' for g in GRAPHS)} and config.yaml to {folder} ({size[0]}x{size[1]})")
     return 0

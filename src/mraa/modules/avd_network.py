@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mraa.geometry import RegionParams
+from mraa.geometry import RegionParams, inverse_2x2
 
 
 def _mlp_encoder(in_features: int, bottleneck: int) -> nn.Sequential:
@@ -56,10 +56,11 @@ class AVDNetwork(nn.Module):
     def forward(self, x_id: RegionParams, x_pose: RegionParams) -> RegionParams:
         """Regions with the shape of ``x_id`` (source) in the pose of ``x_pose`` (driving)."""
         if self.revert_axis_swap:
-            relative = torch.matmul(x_id["affine"], torch.inverse(x_pose["affine"]))
+            relative = torch.matmul(x_id["affine"], inverse_2x2(x_pose["affine"]).to(x_id["affine"]))
             x_id = {"shift": x_id["shift"], "affine": x_id["affine"] * torch.sign(relative[:, :, 0:1, 0:1])}
         pose_emb = self.pose_encoder(self.region_params_to_emb(x_pose))
         id_emb = self.id_encoder(self.region_params_to_emb(x_id))
         out = self.emb_to_region_params(self.decoder(torch.cat([pose_emb, id_emb], dim=1)))
+        out = {k: v.float() for k, v in out.items()}  # bfloat16 under autocast
         out["covar"] = torch.matmul(out["affine"], out["affine"].transpose(-1, -2))
         return out

@@ -89,22 +89,23 @@ class PixelwiseFlowPredictor(nn.Module):
         heatmap = self._gaussians(driving_region_params, (h, w)) - source_gaussians  # (B, K, h, w)
         heatmap = torch.cat([heatmap.new_zeros(b, 1, h, w), heatmap], dim=1).unsqueeze(2)  # (B, K+1, 1, h, w)
 
-        grid = make_coordinate_grid((h, w), source.dtype, source.device)
+        grid = make_coordinate_grid((h, w), torch.float32, source.device)
         motions = sparse_motions(
             grid, source_region_params, driving_region_params, bg_params, self.revert_axis_swap
         )  # (B, K+1, h, w, 2)
         k1 = self.num_regions + 1
         if self.use_deformed_source:
-            repeated = source.unsqueeze(1).expand(b, k1, c, h, w).reshape(b * k1, c, h, w)
-            deformed = F.grid_sample(repeated, motions.reshape(b * k1, h, w, 2), align_corners=False)
+            repeated = source.float().unsqueeze(1).expand(b, k1, c, h, w).reshape(b * k1, c, h, w)
+            with torch.autocast(source.device.type, enabled=False):  # float32 coordinates
+                deformed = F.grid_sample(repeated, motions.reshape(b * k1, h, w, 2), align_corners=False)
             predictor_input = torch.cat([heatmap, deformed.view(b, k1, c, h, w)], dim=2)
         else:
             predictor_input = heatmap
         prediction = self.hourglass(predictor_input.view(b, -1, h, w))
 
-        mask = F.softmax(self.mask(prediction), dim=1).unsqueeze(2)  # (B, K+1, 1, h, w)
+        mask = F.softmax(self.mask(prediction).float(), dim=1).unsqueeze(2)  # (B, K+1, 1, h, w)
         flow = (motions.permute(0, 1, 4, 2, 3) * mask).sum(dim=1).permute(0, 2, 3, 1)  # (B, h, w, 2)
         out = {"optical_flow": flow}
         if self.occlusion is not None:
-            out["occlusion_map"] = torch.sigmoid(self.occlusion(prediction))
+            out["occlusion_map"] = torch.sigmoid(self.occlusion(prediction).float())
         return out

@@ -61,7 +61,7 @@ class RegionPredictor(nn.Module):
         if self.scale_factor != 1:
             x = self.down(x)
         features = self.predictor(x)
-        logits = self.regions(features)  # (B, K, h, w)
+        logits = self.regions(features).float()  # (B, K, h, w); softmax in float32 under autocast
         b, k, h, w = logits.shape
         heatmap = F.softmax(logits.view(b, k, -1) / self.temperature, dim=2).view(b, k, h, w)
         return heatmap, features
@@ -73,7 +73,7 @@ class RegionPredictor(nn.Module):
         params: RegionParams = {"shift": shift, "heatmap": heatmap}
         if self.jacobian is not None:
             b, k, h, w = heatmap.shape
-            jacobian_map = self.jacobian(features).view(b, 1, 4, h, w)
+            jacobian_map = self.jacobian(features).float().reshape(b, 1, 4, h, w)
             jacobian = (heatmap.unsqueeze(2) * jacobian_map).view(b, k, 4, -1).sum(-1).view(b, k, 2, 2)
             params["affine"] = jacobian
             params["covar"] = torch.matmul(jacobian, jacobian.transpose(-1, -2))

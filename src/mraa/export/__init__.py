@@ -1,0 +1,1 @@
+"""Model export: ONNX graphs and the onnxruntime backend (:mod:`mraa.export.onnx`)."""

@@ -1,0 +1,224 @@
+"""ONNX export of the animation graph and an onnxruntime backend for :class:`mraa.animate.Animator`.
+
+Four graphs, no custom operators (2D ``GridSample``, opset 17; the 2x2 inverse and eigendecomposition are
+written in closed form, :func:`mraa.geometry.inverse_2x2` / :func:`mraa.geometry.symmetric_eig_2x2`):
+
+- ``region_predictor.onnx``: ``image`` (B, C, H, W) -> ``shift``, ``covar``, ``affine``, ``heatmap``;
+- ``source_encoder.onnx``: ``source`` (1, C, H, W) -> the generator's encoder features ``feature0..N`` and
+  the flow predictor's downscaled ``source_small`` (run once per source);
+- ``generator.onnx``: the cached source inputs plus ``source_shift/affine/covar`` (1, K, ...),
+  ``driving_shift/affine/covar`` (B, K, ...) and ``bg_params`` (B, 3, 3) -> ``prediction`` (B, C, H, W);
+- ``avd_network.onnx``: source and driving ``shift`` / ``affine`` -> the AVD's ``shift``, ``affine``,
+  ``covar``.
+
+The graph's PCA ``affine`` uses the closed-form eigenvectors, whose signs equal LAPACK's for most matrices
+and are negated for the rest. ``A_S A_D^-1`` after ``revert_axis_swap`` does not change, but the AVD sees the
+signs, so :class:`OnnxBackend` recomputes ``affine`` from ``covar`` with the LAPACK SVD (as the torch path
+and the official code do) to stay within float rounding of the torch backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from mraa.errors import MRAAError
+from mraa.geometry import RegionParams, covar_to_affine, heatmap_to_moments
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+GRAPHS = ("region_predictor", "source_encoder", "generator", "avd_network")
+
+
+class _RegionGraph(nn.Module):
+    def __init__(self, region_predictor: nn.Module) -> None:
+        super().__init__()
+        self.net = region_predictor
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        net = self.net
+        heatmap, features = net.heatmaps(image)
+        shift, covar = heatmap_to_moments(heatmap)
+        if net.jacobian is not None:
+            b, k, h, w = heatmap.shape
+            jacobian_map = net.jacobian(features).reshape(b, 1, 4, h, w)
+            affine = (heatmap.unsqueeze(2) * jacobian_map).reshape(b, k, 4, -1).sum(-1).reshape(b, k, 2, 2)
+            covar = torch.matmul(affine, affine.transpose(-1, -2))
+        else:
+            affine = covar_to_affine(covar, closed_form=True)[0]
+        return shift, covar, affine, heatmap
+
+
+class _EncoderGraph(nn.Module):
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.net = generator
+
+    def forward(self, source: Tensor) -> tuple[Tensor, ...]:
+        flow = self.net.pixelwise_flow_predictor
+        small = flow.downscale(source) if flow is not None else source
+        return (*self.net.encode(source), small)
+
+
+class _GeneratorGraph(nn.Module):
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.net = generator
+
+    def forward(self, source: Tensor, source_small: Tensor, *inputs: Tensor) -> Tensor:
+        *features, ss, sa, sc, ds, da, dc, bg = inputs
+        b = ds.shape[0]
+        source_params = {"shift": ss.expand(b, -1, -1), "affine": sa.expand(b, -1, -1, -1)}
+        source_params["covar"] = sc.expand(b, -1, -1, -1)
+        driving = {"shift": ds, "affine": da, "covar": dc}
+        flow = self.net.pixelwise_flow_predictor
+        motion = None
+        if flow is not None:
+            motion = flow(source, driving, source_params, bg_params=bg, source_small=source_small)
+        out = self.net(source, driving, source_params, source_features=list(features), motion=motion)
+        return out["prediction"]
+
+
+class _AVDGraph(nn.Module):
+    def __init__(self, avd: nn.Module) -> None:
+        super().__init__()
+        self.net = avd
+
+    def forward(self, source_shift, source_affine, driving_shift, driving_affine):
+        out = self.net(
+            {"shift": source_shift, "affine": source_affine},
+            {"shift": driving_shift, "affine": driving_affine},
+        )
+        return out["shift"], out["affine"], out["covar"]
+
+
+def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], dynamic):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and deprecation warnings
+        torch.onnx.export(
+            module.eval(), args, str(path), input_names=inputs, output_names=outputs,
+            dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True,
+        )  # fmt: skip
+
+
+def export_onnx(models, size: tuple[int, int], folder: str | os.PathLike) -> Path:
+    """Write the four graphs for ``models`` (an :class:`mraa.models.MRAAModels`, fused or not, float32,
+    any device; exported on the CPU) at frame ``size`` (H, W) into ``folder``; returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    gen, rp, avd = models.generator.cpu().eval(), models.region_predictor.cpu().eval(), models.avd_network
+    avd.cpu().eval()
+    channels = gen.num_channels
+    image = torch.rand(2, channels, *size)
+    source = image[:1].contiguous()
+    batch = {0: "batch"}
+    with torch.no_grad():
+        _export(_RegionGraph(rp), (image,), folder / "region_predictor.onnx", ["image"],
+                ["shift", "covar", "affine", "heatmap"], dict.fromkeys(("image", "shift", "covar", "affine", "heatmap"), batch))  # fmt: skip
+        encoder_out = _EncoderGraph(gen)(source)
+        names = [f"feature{i}" for i in range(len(encoder_out) - 1)] + ["source_small"]
+        _export(_EncoderGraph(gen), (source,), folder / "source_encoder.onnx", ["source"], names, None)
+        shift, covar, _, _ = _RegionGraph(rp)(image)
+        affine = covar_to_affine(covar)[0] if rp.jacobian is None else _RegionGraph(rp)(image)[2]
+        bg = torch.eye(3).expand(2, 3, 3).contiguous()
+        params = (shift[:1], affine[:1], covar[:1], shift, affine, covar, bg)
+        param_names = ["source_shift", "source_affine", "source_covar"]
+        param_names += ["driving_shift", "driving_affine", "driving_covar", "bg_params"]
+        _export(_GeneratorGraph(gen), (source, encoder_out[-1], *encoder_out[:-1], *params),
+                folder / "generator.onnx", ["source", "source_small", *names[:-1], *param_names], ["prediction"],
+                dict.fromkeys(("driving_shift", "driving_affine", "driving_covar", "bg_params", "prediction"), batch))  # fmt: skip
+        avd_in = ["source_shift", "source_affine", "driving_shift", "driving_affine"]
+        _export(_AVDGraph(avd), (shift, affine, shift.flip(0), affine.flip(0)), folder / "avd_network.onnx",
+                avd_in, ["shift", "affine", "covar"], dict.fromkeys([*avd_in, "shift", "affine", "covar"], batch))  # fmt: skip
+    return folder
+
+
+def _session(path: Path, threads: int | None):
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        raise MRAAError("the onnxruntime backend needs onnxruntime: pip install 'mraa[onnx]'") from err
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _np(t: Tensor):
+    return t.detach().float().cpu().contiguous().numpy()
+
+
+class OnnxRegionPredictor(nn.Module):
+    """Drop-in for :class:`mraa.modules.RegionPredictor` at inference, running ``region_predictor.onnx``."""
+
+    def __init__(self, session, pca_based: bool) -> None:
+        super().__init__()
+        self.session, self.pca_based = session, pca_based
+
+    def forward(self, image: Tensor) -> RegionParams:
+        shift, covar, affine, heatmap = self.session.run(None, {"image": _np(image)})
+        params = {"shift": shift, "covar": covar, "affine": affine, "heatmap": heatmap}
+        params = {k: torch.from_numpy(v).to(image.device) for k, v in params.items()}
+        if self.pca_based:  # LAPACK signs, as the torch path (see the module docstring)
+            params["affine"] = covar_to_affine(params["covar"])[0]
+        return params
+
+
+class OnnxAVD(nn.Module):
+    """Drop-in for :class:`mraa.modules.AVDNetwork` at inference, running ``avd_network.onnx``."""
+
+    def __init__(self, session) -> None:
+        super().__init__()
+        self.session = session
+
+    def forward(self, x_id: RegionParams, x_pose: RegionParams) -> RegionParams:
+        feed = {"source_shift": x_id["shift"], "source_affine": x_id["affine"]}
+        feed.update(driving_shift=x_pose["shift"], driving_affine=x_pose["affine"])
+        wanted = {i.name for i in self.session.get_inputs()}
+        outs = self.session.run(None, {k: _np(v) for k, v in feed.items() if k in wanted})
+        device = x_pose["shift"].device
+        return {k: torch.from_numpy(v).to(device) for k, v in zip(("shift", "affine", "covar"), outs)}
+
+
+class OnnxBackend:
+    """The four onnxruntime sessions of a folder written by :func:`export_onnx`."""
+
+    def __init__(self, folder: str | os.PathLike, pca_based: bool, threads: int | None = None) -> None:
+        folder = Path(folder)
+        missing = [g for g in GRAPHS if not (folder / f"{g}.onnx").is_file()]
+        if missing:
+            raise MRAAError(f"{folder}: missing {', '.join(m + '.onnx' for m in missing)}")
+        self.sessions = {g: _session(folder / f"{g}.onnx", threads) for g in GRAPHS}
+        self.region_predictor = OnnxRegionPredictor(self.sessions["region_predictor"], pca_based)
+        self.avd_network = OnnxAVD(self.sessions["avd_network"])
+        self.feature_names = [i.name for i in self.sessions["source_encoder"].get_outputs()][:-1]
+        self.size = tuple(self.sessions["region_predictor"].get_inputs()[0].shape[2:])  # (H, W) of the graphs
+
+    def encode(self, source: Tensor) -> tuple[list[Tensor], Tensor]:
+        """Encoder features (finest first) and the downscaled source, for one source (1, C, H, W)."""
+        outs = [
+            torch.from_numpy(o) for o in self.sessions["source_encoder"].run(None, {"source": _np(source)})
+        ]
+        return outs[:-1], outs[-1]
+
+    def render(self, state, region_params: RegionParams, bg_params: Tensor | None) -> Tensor:
+        """``prediction`` (B, C, H, W) for the cached source ``state`` (a SourceState)."""
+        b = region_params["shift"].shape[0]
+        if bg_params is None:
+            bg_params = torch.eye(3).expand(b, 3, 3)
+        src = state.region_params
+        feed = {"source": state.image, "source_small": state.small}
+        feed.update(zip(self.feature_names, state.features))
+        feed.update(source_shift=src["shift"], source_affine=src["affine"], source_covar=src["covar"])
+        feed.update(driving_shift=region_params["shift"], driving_affine=region_params["affine"])
+        feed.update(driving_covar=region_params["covar"], bg_params=bg_params)
+        session = self.sessions["generator"]
+        wanted = {i.name for i in session.get_inputs()}  # the exporter drops inputs a config leaves unused
+        (prediction,) = session.run(None, {k: _np(v) for k, v in feed.items() if k in wanted})
+        return torch.from_numpy(prediction)

@@ -1,0 +1,154 @@
+"""Fast paths: closed-form 2x2 linear algebra, bf16 / outer autocast, per-device batch size, channels-last
+warps, and the ONNX export run by onnxruntime (skipped when onnx / onnxruntime are missing)."""
+
+import pytest
+import torch
+
+from mraa.animate import Animator
+from mraa.cli import main
+from mraa.geometry import covar_to_affine, inverse_2x2, region_to_gaussian, symmetric_eig_2x2, warp_image
+
+from .conftest import CASE_A, require_case_a
+
+
+def _covariances(n: int = 2000) -> torch.Tensor:
+    """Random SPD 2x2 matrices plus near-degenerate ones (isotropic, rank-1-ish, tiny off-diagonal)."""
+    a = torch.randn(n, 2, 2, dtype=torch.float64)
+    random = a @ a.transpose(-1, -2) * 0.01
+    special = torch.tensor(
+        [[[1e-2, 0.0], [0.0, 1e-2]], [[1e-2, 1e-9], [1e-9, 1e-2]], [[1e-2, -1e-9], [-1e-9, 1e-2 + 1e-8]],
+         [[1e-2, 0.0], [0.0, 1e-6]], [[1e-6, 0.0], [0.0, 1e-2]], [[1e-2, 9.99e-3], [9.99e-3, 1e-2]]],
+        dtype=torch.float64,
+    )  # fmt: skip
+    return torch.cat([random, special])
+
+
+def test_inverse_2x2_matches_linalg_and_gradcheck():
+    m = torch.randn(500, 2, 2, dtype=torch.float64) + torch.eye(2, dtype=torch.float64)
+    m = torch.cat([m, _covariances()])
+    ours, ref = inverse_2x2(m), torch.linalg.inv(m)
+    scale = ref.abs().amax(dim=(-1, -2), keepdim=True)
+    assert ((ours - ref).abs() / scale).max() < 1e-5
+    # float32 input: against the exact inverse of the rounded matrix, no worse than LAPACK's float32 inverse
+    m32 = m.float()
+    exact = torch.linalg.inv(m32.double())
+    scale32 = exact.abs().amax(dim=(-1, -2), keepdim=True)
+    err32 = ((inverse_2x2(m32).double() - exact).abs() / scale32).amax((-1, -2))
+    lapack32 = ((torch.linalg.inv(m32).double() - exact).abs() / scale32).amax((-1, -2))
+    assert inverse_2x2(m32).dtype == torch.float32
+    assert (err32 <= 2 * lapack32 + 1e-6).all()
+    x = (torch.randn(4, 2, 2, dtype=torch.float64) + 2 * torch.eye(2, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(inverse_2x2, (x,))
+
+
+def test_symmetric_eig_2x2_matches_lapack_up_to_sign():
+    covar = _covariances()
+    u, s = symmetric_eig_2x2(covar)
+    ref_u, ref_s, _ = torch.linalg.svd(covar)
+    assert (s - ref_s).abs().max() < 1e-5 * ref_s.max()
+    rebuilt = u @ torch.diag_embed(s) @ u.transpose(-1, -2)
+    assert (rebuilt - covar).abs().max() < 1e-9 * covar.abs().max()
+    well = (ref_s[:, 0] - ref_s[:, 1]) > 1e-6 * ref_s[:, 0]  # distinct eigenvalues: eigenvectors defined
+    sign = torch.sign((u * ref_u).sum(dim=(-1, -2), keepdim=True))  # LAPACK's U or -U
+    assert ((u * sign - ref_u)[well]).abs().max() < 1e-5
+    assert (sign[well] > 0).float().mean() > 0.8  # mostly LAPACK's own signs
+    affine, _, _ = covar_to_affine(covar.float(), closed_form=True)
+    ref_affine, _, _ = covar_to_affine(covar.float())
+    same = torch.minimum(
+        (affine - ref_affine).abs().amax((-1, -2)), (affine + ref_affine).abs().amax((-1, -2))
+    )
+    separated = (ref_s[:, 0] - ref_s[:, 1]) > 1e-2 * ref_s[:, 0]  # float32 eigenvectors need a gap
+    assert same[separated].max() < 1e-5
+
+
+def test_geometry_stays_float32_under_autocast():
+    shift = torch.rand(2, 3, 2) - 0.5
+    covar = torch.tensor([[0.02, 0.005], [0.005, 0.01]]).expand(2, 3, 2, 2) * (1 + torch.rand(2, 3, 1, 1))
+    ref = region_to_gaussian(shift, covar, (8, 8))
+    with torch.autocast("cpu", torch.bfloat16):
+        out = region_to_gaussian(shift.bfloat16(), covar.bfloat16(), (8, 8))
+        affine, _, _ = covar_to_affine(covar.bfloat16())
+    assert out.dtype == torch.float32 and affine.dtype == torch.float32
+    assert (
+        out - region_to_gaussian(shift.bfloat16().float(), covar.bfloat16().float(), (8, 8))
+    ).abs().max() < 1e-6
+    assert ref.shape == out.shape
+
+
+def test_warp_keeps_channels_last():
+    image = torch.rand(1, 4, 8, 8).contiguous(memory_format=torch.channels_last)
+    flow = torch.rand(1, 8, 8, 2) * 2 - 1
+    out = warp_image(image, flow)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out, warp_image(image.contiguous(), flow))
+
+
+def test_bf16_and_outer_autocast_on_cpu(tiny_cfg, tiny_models):
+    source, driving = torch.rand(1, 3, 32, 32), torch.rand(3, 3, 32, 32)
+    fp32 = Animator(tiny_models, tiny_cfg.animate_params, config=tiny_cfg)
+    assert fp32.batch_size == 1  # the CPU default
+    bf16 = Animator(tiny_models, tiny_cfg.animate_params, config=tiny_cfg, precision="bf16")
+    ref = fp32.animate(source, driving, mode="relative")
+    out = bf16.animate(source, driving, mode="relative")
+    with torch.autocast("cpu", torch.bfloat16):  # used to crash in region_to_gaussian (inverse in bf16)
+        outer = fp32.animate(source, driving, mode="avd")
+    assert out.dtype == torch.float32 and outer.shape == ref.shape
+    assert 0 < (out - ref).abs().max() < 0.1
+    assert torch.isfinite(outer).all()
+
+
+def test_compile_is_cuda_only(tiny_cfg, tiny_models):
+    from mraa.errors import MRAAError
+
+    with pytest.raises(MRAAError, match="CUDA-only"):
+        Animator(tiny_models, tiny_cfg.animate_params, config=tiny_cfg, compile=True)
+
+
+def _require_onnx():
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'mraa[onnx]')")
+    pytest.importorskip("onnx", reason="onnx not installed")
+
+
+def test_onnx_backend_matches_torch_on_case_a():
+    _require_onnx()
+    require_case_a()
+    ref = torch.load(CASE_A / "io.pt", weights_only=True)
+    args = (CASE_A / "checkpoint.pth", CASE_A / "config.yaml")
+    torch_path = Animator.from_checkpoint(*args, batch_size=3)
+    onnx_path = Animator.from_checkpoint(*args, batch_size=3, backend="onnxruntime")
+    for mode in ("standard", "relative", "avd"):
+        expected = torch_path.animate(ref["input/source"], ref["input/driving"], mode=mode)
+        out = onnx_path.animate(ref["input/source"], ref["input/driving"], mode=mode)
+        assert (out - expected).abs().max() < 1e-4, mode
+
+
+def test_export_onnx_cli_and_reuse(tiny_cfg, tiny_models, tmp_path, capsys):
+    _require_onnx()
+    from mraa.checkpoint import save_checkpoint
+    from mraa.config import save_config
+
+    save_checkpoint(tmp_path / "ck.pth", tiny_models, tiny_cfg)
+    save_config(tiny_cfg, tmp_path / "cfg.yaml")
+    argv = ["export", "--checkpoint", str(tmp_path / "ck.pth"), "--config", str(tmp_path / "cfg.yaml")]
+    code = main([*argv, "--output", str(tmp_path / "onnx"), "--format", "onnx"])
+    assert code == 0 and "region_predictor.onnx" in capsys.readouterr().out
+    names = sorted(p.name for p in (tmp_path / "onnx").iterdir())
+    assert names == ["avd_network.onnx", "config.yaml", "generator.onnx", "region_predictor.onnx",
+                     "source_encoder.onnx"]  # fmt: skip
+    source, driving = torch.rand(1, 3, 64, 64), torch.rand(3, 3, 64, 64)
+    expected = Animator(tiny_models, tiny_cfg.animate_params, config=tiny_cfg).animate(
+        source, driving, "relative"
+    )
+    reused = Animator(
+        tiny_models,
+        tiny_cfg.animate_params,
+        config=tiny_cfg,
+        backend="onnxruntime",
+        onnx_dir=tmp_path / "onnx",
+    )
+    assert (reused.animate(source, driving, "relative") - expected).abs().max() < 1e-4
+    small_source, small_driving = source[..., :32, :32], driving[..., :32, :32]  # another size: re-exported
+    torch_small = Animator(tiny_models, tiny_cfg.animate_params, config=tiny_cfg).animate(
+        small_source, small_driving, "standard"
+    )
+    assert (reused.animate(small_source, small_driving, "standard") - torch_small).abs().max() < 1e-4
