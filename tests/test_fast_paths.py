@@ -152,3 +152,32 @@ def test_export_onnx_cli_and_reuse(tiny_cfg, tiny_models, tmp_path, capsys):
         small_source, small_driving, "standard"
     )
     assert (reused.animate(small_source, small_driving, "standard") - torch_small).abs().max() < 1e-4
+
+
+def test_animate_cli_with_the_onnxruntime_backend(tiny_cfg, tiny_models, tmp_path, capsys):
+    _require_onnx()
+    import numpy as np
+
+    from mraa.checkpoint import save_checkpoint
+    from mraa.config import save_config
+    from mraa.data.video_io import read_video, write_image, write_video
+
+    save_checkpoint(tmp_path / "ck.pth", tiny_models, tiny_cfg)
+    save_config(tiny_cfg, tmp_path / "cfg.yaml")
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "src.png", rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    write_video(tmp_path / "drv.mp4", rng.integers(0, 255, (3, 64, 64, 3), dtype=np.uint8), fps=10)
+    argv = ["animate", "--checkpoint", str(tmp_path / "ck.pth"), "--config", str(tmp_path / "cfg.yaml"),
+            "--source", str(tmp_path / "src.png"), "--driving", str(tmp_path / "drv.mp4"), "--quiet",
+            "--mode", "relative", "--backend", "onnxruntime", "--onnx-dir", str(tmp_path / "onnx")]  # fmt: skip
+    assert main([*argv, "--output", str(tmp_path / "out.mp4")]) == 0
+    assert read_video(tmp_path / "out.mp4").shape[0] == 3
+    assert (tmp_path / "onnx" / "generator.onnx").is_file()  # exported there, reused by the next run
+    assert main([*argv, "--output", str(tmp_path / "again.mp4")]) == 0
+    assert (
+        main(
+            [*argv[:-4], "--backend", "onnxruntime", "--device", "cuda", "--output", str(tmp_path / "x.mp4")]
+        )
+        == 2
+    )
+    assert "error:" in capsys.readouterr().err

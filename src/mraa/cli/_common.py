@@ -55,6 +55,8 @@ def load_animator(args: argparse.Namespace, batch_size: int | None = None, annou
         precision=getattr(args, "precision", "fp32"),
         compile=getattr(args, "compile", False),
         still_background=getattr(args, "still_background", None),
+        backend=getattr(args, "backend", None) or "torch",
+        onnx_dir=getattr(args, "onnx_dir", None),
     )
 
 
