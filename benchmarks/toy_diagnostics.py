@@ -1,0 +1,97 @@
+"""Diagnostic runs of the toy experiment at small training sets (docs/toy/README.md, "Diagnostics").
+
+Trains (condition, network, size, seed) runs and appends one row per run to a CSV (resumable), with
+several test metrics of the same trained model:
+
+- ``test_l1``: plain L1 on the fixed test set, BatchNorm running statistics (the experiment's metric);
+- ``test_axis_l1``: the same, with the error taken between axes (modulo 180 degrees);
+- ``test_batchstats_l1``: plain L1 with BatchNorm normalising each test batch of 8 by its own statistics;
+- ``val_l1``: plain L1 on a separate validation split of 128 images (for choosing settings).
+
+    OMP_NUM_THREADS=1 python benchmarks/toy_diagnostics.py --out docs/toy/diagnostics.csv \\
+        --condition base32 --image-size 32 --seeds 10 [--temperature 1.0] [--weight-decay 1e-4] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+
+from mraa.toy.dataset import make_rectangles, make_test_set
+from mraa.toy.networks import NETWORKS, count_parameters
+from mraa.toy.runner import ToyConfig, axis_error, predict, train_model
+
+FIELDS = [
+    "condition", "network", "size", "seed", "image_size", "temperature", "weight_decay", "block_expansion",
+    "parameters", "test_l1", "test_axis_l1", "test_batchstats_l1", "val_l1", "train_l1", "seconds",
+]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--condition", required=True)
+    parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--image-size", type=int, default=24)
+    parser.add_argument("--temperature", type=float, default=0.1)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--block-expansion", type=int, default=8)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    config = dataclasses.replace(
+        ToyConfig(),
+        image_size=args.image_size,
+        temperature=args.temperature,
+        weight_decay=args.weight_decay,
+        block_expansion=args.block_expansion,
+    )
+    test_x, test_y = make_test_set(config.image_size)
+    val_x, val_y = make_rectangles(128, 0, config.image_size, split="val")
+    done = set()
+    if args.out.exists():
+        with args.out.open() as handle:
+            done = {
+                (r["condition"], r["network"], int(r["size"]), int(r["seed"])) for r in csv.DictReader(handle)
+            }
+    new_file = not args.out.exists()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS, lineterminator="\n")
+        if new_file:
+            writer.writeheader()
+        for size in args.sizes:
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                for network in args.networks:
+                    if (args.condition, network, size, seed) in done:
+                        continue
+                    start = time.perf_counter()
+                    model, train_l1, _ = train_model(network, size, seed, config)
+                    pred = predict(model, test_x)
+                    row = {
+                        "condition": args.condition, "network": network, "size": size, "seed": seed,
+                        "image_size": config.image_size, "temperature": config.temperature,
+                        "weight_decay": config.weight_decay, "block_expansion": config.block_expansion,
+                        "parameters": count_parameters(model),
+                        "test_l1": round(float((pred - test_y).abs().mean()), 4),
+                        "test_axis_l1": round(float(axis_error(pred, test_y).mean()), 4),
+                        "test_batchstats_l1": round(
+                            float((predict(model, test_x, 8, batch_stats=True) - test_y).abs().mean()), 4
+                        ),
+                        "val_l1": round(float((predict(model, val_x) - val_y).abs().mean()), 4),
+                        "train_l1": round(train_l1, 4),
+                        "seconds": round(time.perf_counter() - start, 1),
+                    }  # fmt: skip
+                    writer.writerow(row)
+                    handle.flush()
+
+
+if __name__ == "__main__":
+    main()
