@@ -10,6 +10,7 @@ several test metrics of the same trained model:
 
     OMP_NUM_THREADS=1 python benchmarks/toy_diagnostics.py --out docs/toy/diagnostics.csv \\
         --condition base32 --image-size 32 --seeds 10 [--temperature 1.0] [--weight-decay 1e-4] ...
+    python benchmarks/toy_diagnostics.py --out docs/toy/diagnostics.csv --summary test_l1
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -24,18 +26,49 @@ import torch
 
 from mraa.toy.dataset import make_rectangles, make_test_set
 from mraa.toy.networks import NETWORKS, count_parameters
-from mraa.toy.runner import ToyConfig, axis_error, predict, train_model
+from mraa.toy.runner import ToyConfig, axis_error, predict, t_interval, train_model
 
 FIELDS = [
     "condition", "network", "size", "seed", "image_size", "temperature", "weight_decay", "block_expansion",
-    "parameters", "test_l1", "test_axis_l1", "test_batchstats_l1", "val_l1", "train_l1", "seconds",
+    "parameters", "test_l1", "test_axis_l1", "test_batchstats_l1", "val_l1", "train_l1", "skipped_steps", "seconds",
 ]  # fmt: skip
+
+
+METRICS = ("test_l1", "test_axis_l1", "test_batchstats_l1", "val_l1", "train_l1")
+
+
+def summary(path: Path, metric: str = "test_l1") -> str:
+    """Markdown table of ``metric``: mean ± 95 % t-interval per (condition, size, network), and the
+    paired (same seed, same training images) difference PCA - regression with its interval."""
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    groups: dict[tuple[str, int, str], dict[int, float]] = {}
+    for r in rows:
+        groups.setdefault((r["condition"], int(r["size"]), r["network"]), {})[int(r["seed"])] = float(
+            r[metric]
+        )
+    lines = [
+        f"| condition | size | naive | regression | pca | pca - regression (paired) | ({metric}) |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for condition, size in sorted({(c, s) for c, s, _ in groups}, key=lambda k: (k[0], k[1])):
+        cells = []
+        for network in NETWORKS:
+            values = list(groups.get((condition, size, network), {}).values())
+            mean = sum(values) / len(values) if values else math.nan
+            cells.append(f"{mean:.2f} ± {t_interval(values):.2f} (n={len(values)})" if values else "–")
+        reg, pca = groups.get((condition, size, "regression"), {}), groups.get((condition, size, "pca"), {})
+        diffs = [pca[s] - reg[s] for s in sorted(set(reg) & set(pca))]
+        paired = f"{sum(diffs) / len(diffs):+.2f} ± {t_interval(diffs):.2f}" if diffs else "–"
+        lines.append(f"| {condition} | {size} | " + " | ".join(cells) + f" | {paired} | |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--condition", required=True)
+    parser.add_argument("--condition", help="label of this set of runs (required unless --summary)")
+    parser.add_argument("--summary", choices=METRICS, help="print the table of this metric and exit")
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--seeds", type=int, default=10)
@@ -45,6 +78,11 @@ def main() -> None:
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--block-expansion", type=int, default=8)
     args = parser.parse_args()
+    if args.summary:
+        print(summary(args.out, args.summary), end="")
+        return
+    if not args.condition:
+        parser.error("--condition is required")
     torch.set_num_threads(1)
     config = dataclasses.replace(
         ToyConfig(),
@@ -55,16 +93,16 @@ def main() -> None:
     )
     test_x, test_y = make_test_set(config.image_size)
     val_x, val_y = make_rectangles(128, 0, config.image_size, split="val")
-    done = set()
+    done, fields = set(), FIELDS
     if args.out.exists():
         with args.out.open() as handle:
-            done = {
-                (r["condition"], r["network"], int(r["size"]), int(r["seed"])) for r in csv.DictReader(handle)
-            }
+            reader = csv.DictReader(handle)
+            done = {(r["condition"], r["network"], int(r["size"]), int(r["seed"])) for r in reader}
+            fields = reader.fieldnames or FIELDS  # keep an older file's columns
     new_file = not args.out.exists()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS, lineterminator="\n")
+        writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
         if new_file:
             writer.writeheader()
         for size in args.sizes:
@@ -73,7 +111,7 @@ def main() -> None:
                     if (args.condition, network, size, seed) in done:
                         continue
                     start = time.perf_counter()
-                    model, train_l1, _ = train_model(network, size, seed, config)
+                    model, train_l1, skipped = train_model(network, size, seed, config)
                     pred = predict(model, test_x)
                     row = {
                         "condition": args.condition, "network": network, "size": size, "seed": seed,
@@ -87,6 +125,7 @@ def main() -> None:
                         ),
                         "val_l1": round(float((predict(model, val_x) - val_y).abs().mean()), 4),
                         "train_l1": round(train_l1, 4),
+                        "skipped_steps": skipped,
                         "seconds": round(time.perf_counter() - start, 1),
                     }  # fmt: skip
                     writer.writerow(row)
