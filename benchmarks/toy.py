@@ -1,7 +1,7 @@
 """Speed of the toy experiment's training steps, and the projected wall time of the full run.
 
 Prints one JSON object: milliseconds per training step (batch 8) for each network at the default
-``mraa toy`` settings, and the projected time of 100 epochs x sizes 32..1024 x 3 seeds x 3 networks.
+``mraa toy`` settings, and the projected time of 100 epochs x sizes 32..1024 x 5 seeds x 3 networks.
 
     .venv/bin/python benchmarks/toy.py [--threads 1] [--steps 30] [--image-size 32] [--lockstep 5]
 """

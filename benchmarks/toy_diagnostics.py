@@ -64,11 +64,36 @@ def summary(path: Path, metric: str = "test_l1") -> str:
     return "\n".join(lines) + "\n"
 
 
+def export_results(path: Path, condition: str, results_path: Path) -> int:
+    """Add the runs of ``condition`` to a ``mraa toy`` results.csv (test L1 = ``test_axis_l1``, the metric
+    ``mraa toy`` reports); runs already there are kept. Returns the number of rows added."""
+    from mraa.toy.runner import RunResult, read_results_csv, write_results_csv
+
+    base = ToyConfig()
+    with path.open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r["condition"] == condition]
+    done = {r.key: r for r in read_results_csv(results_path)}
+    added = 0
+    for r in rows:
+        result = RunResult(
+            network=r["network"], size=int(r["size"]), seed=int(r["seed"]),
+            test_l1_deg=float(r["test_axis_l1"]), train_l1_deg=float(r["train_l1"]),
+            skipped_steps=int(r.get("skipped_steps") or 0), seconds=float(r["seconds"]), epochs=base.epochs,
+            batch_size=base.batch_size, lr=base.lr, image_size=int(r["image_size"]),
+            block_expansion=int(r["block_expansion"]), num_blocks=base.num_blocks, max_features=base.max_features,
+        )  # fmt: skip
+        added += result.key not in done
+        done.setdefault(result.key, result)
+    write_results_csv(done.values(), results_path)
+    return added
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--condition", help="label of this set of runs (required unless --summary)")
     parser.add_argument("--summary", choices=METRICS, help="print the table of this metric and exit")
+    parser.add_argument("--export-to", type=Path, help="add --condition's runs to this results.csv and exit")
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--seeds", type=int, default=10)
@@ -83,6 +108,9 @@ def main() -> None:
         return
     if not args.condition:
         parser.error("--condition is required")
+    if args.export_to:
+        print(f"added {export_results(args.out, args.condition, args.export_to)} runs to {args.export_to}")
+        return
     torch.set_num_threads(1)
     config = dataclasses.replace(
         ToyConfig(),

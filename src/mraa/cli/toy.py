@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="training-set sizes (default 32 64 128 256 512 1024)",
     )
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 100, as the paper)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per (network, size) (default 3)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per (network, size) (default 5)")
     parser.add_argument(
         "--networks",
         nargs="+",
