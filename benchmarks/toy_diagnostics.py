@@ -122,12 +122,12 @@ def main() -> None:
     test_x, test_y = make_test_set(config.image_size)
     val_x, val_y = make_rectangles(128, 0, config.image_size, split="val")
     done, fields = set(), FIELDS
-    if args.out.exists():
+    if args.out.exists() and args.out.stat().st_size:
         with args.out.open() as handle:
             reader = csv.DictReader(handle)
             done = {(r["condition"], r["network"], int(r["size"]), int(r["seed"])) for r in reader}
             fields = reader.fieldnames or FIELDS  # keep an older file's columns
-    new_file = not args.out.exists()
+    new_file = not args.out.exists() or not args.out.stat().st_size
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
