@@ -163,7 +163,55 @@ class TestRunner:
         ]
         table = results_table(rows)
         assert table.splitlines()[0] == "| train size | naive | pca |"
-        assert "| 32 | 10.00 ± 0.00 (n=1) | 2.00 ± 1.00 (n=3) |" in table
+        # 95 % t-interval of [1, 2, 3]: 4.303 * 1 / sqrt(3) = 2.48
+        assert "| 32 | 10.00 ± 0.00 (n=1) | 2.00 ± 2.48 (n=3) |" in table
+
+    def test_t_interval(self):
+        assert runner.t_interval([5.0]) == 0.0
+        assert runner.t_interval([1.0, 3.0]) == pytest.approx(12.706 * math.sqrt(2) / math.sqrt(2))
+        values = [float(v) for v in range(40)]  # beyond the table: the normal quantile
+        std = math.sqrt(sum((v - 19.5) ** 2 for v in values) / 39)
+        assert runner.t_interval(values) == pytest.approx(1.96 * std / math.sqrt(40))
+
+    def test_axis_error_is_modulo_180(self):
+        pred = torch.tensor([1.0, 179.0, -1.0, 134.0, 45.0, 90.0, 270.5])
+        target = torch.tensor([0.0, 0.0, 90.0, 0.0, 45.0, 0.0, 90.0])
+        expected = torch.tensor([1.0, 1.0, 89.0, 46.0, 0.0, 90.0, 0.5])
+        assert torch.allclose(runner.axis_error(pred, target), expected, atol=1e-4)
+
+    def test_training_set_cache_matches_rendering(self):
+        images, angles = runner.training_set(5, 3, 16, cache_size=12)
+        ref_images, ref_angles = make_rectangles(5, 3, 16)
+        assert torch.equal(images, ref_images) and torch.equal(angles, ref_angles)
+
+    def test_predict_with_batch_stats_leaves_running_stats(self):
+        torch.manual_seed(0)
+        model = build_network("pca", 16, block_expansion=4, num_blocks=2, max_features=16)
+        images, _ = make_rectangles(8, 0, 16)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        eval_pred = runner.predict(model, images)
+        batch_pred = runner.predict(model, images, batch_size=4, batch_stats=True)
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+        assert eval_pred.shape == batch_pred.shape == (8,) and not torch.allclose(eval_pred, batch_pred)
+
+    @pytest.mark.parametrize(
+        ("flags", "message"),
+        [
+            (["--image-size", "100000"], "--image-size must be between 8 and 256, got 100000"),
+            (["--image-size", "18"], "divisible by 2**num_blocks = 4, got 18"),
+            (["--sizes", "8", "0"], "--sizes must be between 1 and 65536, got 0"),
+            (["--sizes", "10000000"], "--sizes must be between"),
+            (["--epochs", "0"], "--epochs must be between 1"),
+            (["--seeds", "-1"], "--seeds must be between 1"),
+            (["--threads", "0"], "--threads must be between 1"),
+            (["--sizes", "65536", "--image-size", "256"], "need 48.0 GiB"),
+        ],
+    )
+    def test_cli_rejects_bad_numbers_in_one_line(self, tmp_path, capsys, flags, message):
+        assert main(["toy", "--out", str(tmp_path / "t"), "--quick", "--no-progress", *flags]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
+        assert not (tmp_path / "t").exists()
 
     def test_quick_cli_end_to_end(self, tmp_path, capsys):
         pytest.importorskip("matplotlib")

@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="training-set sizes (default 32 64 128 256 512 1024)",
     )
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 100, as the paper)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per (network, size) (default 3)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per (network, size) (default 5)")
     parser.add_argument(
         "--networks",
         nargs="+",
@@ -41,7 +41,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="networks to train (default all three)",
     )
     parser.add_argument(
-        "--image-size", type=int, default=None, help="image side in pixels, divisible by 8 (default 24)"
+        "--image-size",
+        type=int,
+        default=None,
+        help="image side in pixels, divisible by 8, at most 256 (default 24)",
     )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     parser.add_argument(
@@ -59,6 +62,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _check_flags(args: argparse.Namespace) -> None:
+    """One clear line for numeric flags out of range (before any work starts)."""
+    from mraa.toy.runner import MAX_EPOCHS, MAX_IMAGE_SIZE, MAX_SEEDS, MAX_TRAIN_SIZE
+
+    bounds = {
+        "sizes": (1, MAX_TRAIN_SIZE),
+        "epochs": (1, MAX_EPOCHS),
+        "seeds": (1, MAX_SEEDS),
+        "image_size": (8, MAX_IMAGE_SIZE),
+        "threads": (1, 1024),
+    }
+    for name, (low, high) in bounds.items():
+        value = getattr(args, name)
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None and not low <= item <= high:
+                flag = "--" + name.replace("_", "-")
+                raise MRAAError(f"{flag} must be between {low} and {high}, got {item}")
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -68,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         QUICK_CONFIG,
         SAMPLES_NAME,
         ToyConfig,
+        check_config,
         read_results_csv,
         results_table,
         run_toy,
@@ -82,9 +105,9 @@ def run(args: argparse.Namespace) -> int:
         "image_size": args.image_size,
     }
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    _check_flags(args)
+    check_config(config)
     if args.threads is not None:
-        if args.threads < 1:
-            raise MRAAError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     try:
         device = torch.device(args.device)

@@ -35,7 +35,7 @@ HALF_LONG_RANGE = (0.35, 0.7)  # half of the long side, in grid units (the image
 MARGIN = 0.95  # the rectangle's corners stay within [-MARGIN, MARGIN]
 MIN_BRIGHTNESS = 0.3  # the brightest channel of a colour, so it stands out from the black background
 SUPERSAMPLING = 4  # sub-pixels per pixel side used for anti-aliasing
-SPLITS = {"train": 0, "test": 1}
+SPLITS = {"train": 0, "test": 1, "val": 2}
 TEST_SEED = 0
 TEST_SIZE = 128
 
@@ -97,7 +97,7 @@ def make_rectangles(
         num_images: how many images.
         seed: data seed; sets of different sizes with the same seed and split are nested.
         image_size: side of the square images in pixels (at least 8).
-        split: ``"train"`` or ``"test"`` (disjoint random streams).
+        split: ``"train"``, ``"test"`` or ``"val"`` (disjoint random streams).
 
     Returns:
         images (N, 3, image_size, image_size) float32 in [0, 1], angles (N,) float32 in degrees.

@@ -28,7 +28,8 @@ def plot_error_vs_size(
 ) -> Path:
     """Save a PNG of test L1 error (degrees) against training-set size, log x axis.
 
-    One line per network (mean over seeds) with a mean ± std band and the individual seeds as dots.
+    One line per network (mean over seeds) with 95 % t-interval error bars (Student t over seeds) and
+    the individual seeds as dots.
 
     Raises:
         MRAAError: if matplotlib is not installed.
@@ -50,13 +51,15 @@ def plot_error_vs_size(
         color = f"C{index}"
         sizes = sorted(size for name, size in stats if name == network)
         means = [stats[(network, s)][0] for s in sizes]
-        stds = [stats[(network, s)][1] for s in sizes]
-        ax.plot(sizes, means, "-o", color=color, label=LABELS.get(network, network), markersize=4)
-        lower = [m - s for m, s in zip(means, stds)]
-        upper = [m + s for m, s in zip(means, stds)]
-        ax.fill_between(sizes, lower, upper, color=color, alpha=0.2, linewidth=0)
+        halves = [stats[(network, s)][3] for s in sizes]
+        nudge = 2.0 ** (0.08 * (index - (len(networks) - 1) / 2))  # side by side on the log axis
+        label = LABELS.get(network, network)
+        xs = [size * nudge for size in sizes]
+        ax.errorbar(xs, means, yerr=halves, fmt="-o", color=color, label=label, markersize=4, capsize=3)
         seeds = [r for r in results if r.network == network]
-        ax.scatter([r.size for r in seeds], [r.test_l1_deg for r in seeds], color=color, s=6, alpha=0.5)
+        ax.scatter(
+            [r.size * nudge for r in seeds], [r.test_l1_deg for r in seeds], color=color, s=6, alpha=0.5
+        )
     all_sizes = sorted({r.size for r in results})
     ax.set_xscale("log", base=2)
     ax.set_xticks(all_sizes)
@@ -64,7 +67,7 @@ def plot_error_vs_size(
     ax.set_ylim(bottom=0)
     ax.set_xlabel("training-set size (images)")
     ax.set_ylabel("test L1 angle error (degrees)")
-    ax.set_title(title or "Rotated rectangles: error vs training-set size")
+    ax.set_title(title or "Rotated rectangles: test error (mean, 95 % CI over seeds)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend()
     fig.tight_layout()
