@@ -357,40 +357,17 @@ def reconstruct_dataset(
         The :class:`ReconstructionReport`.
     """
     _check_options(format, layout, max_videos)
-    out_path = Path(out_dir) if out_dir is not None else None
-    created = out_path is not None and not out_path.exists()
-    if out_path is not None:
-        out_path.mkdir(parents=True, exist_ok=True)
+    out_path, created = _output_folder(out_dir)
     count = len(dataset) if max_videos is None else min(max_videos, len(dataset))
-    report = ReconstructionReport(
-        videos=[],
-        use_bg=use_bg,
-        keypoints=_name(keypoint_extractor) if keypoint_extractor is not None else None,
-        identity=_name(identity_extractor) if identity_extractor is not None else None,
-    )
+    extractors = (keypoint_extractor, identity_extractor)
+    names = [_name(e) if e is not None else None for e in extractors]
+    report = ReconstructionReport(videos=[], use_bg=use_bg, keypoints=names[0], identity=names[1])
     bar = _progress_bar(progress, count)
     started = time.perf_counter()
-    used_names: set[str] = set()
-    warned_size = False
     try:
-        for item, problem in _video_items(dataset, count):
-            if item is None:
-                log.warning("skipping an unreadable video: %s", problem)
-                report.skipped.append(problem)
-            else:
-                output = None
-                if out_path is not None:
-                    stem = _unique(output_name(str(item["name"])), used_names)
-                    output = _Output(out_path / f"{stem}.{format}", layout, fps)
-                warned_size = warned_size or _warn_size(item["video"], animator)
-                result = _evaluate_item(
-                    animator, item, use_bg, keypoint_extractor, identity_extractor, output
-                )
-                report.videos.append(result)
-                if bar is not None:
-                    bar.set_postfix(l1=f"{report.l1:.4f}", refresh=False)
-            if bar is not None:
-                bar.update(1)
+        _reconstruct_videos(
+            animator, dataset, count, report, bar, out_path, (format, layout, fps), use_bg, extractors
+        )
         report.seconds = time.perf_counter() - started
         if not report.videos:
             raise MRAAError("no video could be reconstructed")
@@ -406,6 +383,48 @@ def reconstruct_dataset(
     if not math.isfinite(report.l1):
         log.warning("the reconstruction L1 is not finite: the model produced NaN/inf")
     return report
+
+
+def _reconstruct_videos(
+    animator: Animator,
+    dataset: Sequence[dict[str, Any]],
+    count: int,
+    report: ReconstructionReport,
+    bar: Any,
+    out_path: Path | None,
+    writing: tuple[str, str, float],
+    use_bg: bool,
+    extractors: tuple[KeypointExtractor | None, IdentityExtractor | None],
+) -> None:
+    """Reconstruct and measure the first ``count`` videos into ``report`` (and write them when asked)."""
+    format, layout, fps = writing
+    used_names: set[str] = set()
+    warned_size = False
+    for item, problem in _video_items(dataset, count):
+        if item is None:
+            log.warning("skipping an unreadable video: %s", problem)
+            report.skipped.append(problem)
+        else:
+            output = None
+            if out_path is not None:
+                stem = _unique(output_name(str(item["name"])), used_names)
+                output = _Output(out_path / f"{stem}.{format}", layout, fps)
+            warned_size = warned_size or _warn_size(item["video"], animator)
+            report.videos.append(_evaluate_item(animator, item, use_bg, *extractors, output))
+            if bar is not None:
+                bar.set_postfix(l1=f"{report.l1:.4f}", refresh=False)
+        if bar is not None:
+            bar.update(1)
+
+
+def _output_folder(out_dir: str | os.PathLike | None) -> tuple[Path | None, bool]:
+    """The output folder (made when missing) and whether this run made it."""
+    if out_dir is None:
+        return None, False
+    out_path = Path(out_dir)
+    created = not out_path.exists()
+    out_path.mkdir(parents=True, exist_ok=True)
+    return out_path, created
 
 
 def _check_options(format: str, layout: str, max_videos: int | None) -> None:
