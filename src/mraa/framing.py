@@ -108,6 +108,10 @@ def _cv2():
         raise MRAAError(
             "subject framing (--crop face/upper-body/full-body) needs OpenCV: pip install 'mraa[detect]'"
         ) from None
+    # detection is small work: OpenCV's own thread pool gains little, and a process that forks later (a
+    # ProcessPoolExecutor, a DataLoader) deadlocks in the child when that pool exists
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
     return cv2
 
 
