@@ -108,6 +108,10 @@ def _cv2():
         raise MRAAError(
             "subject framing (--crop face/upper-body/full-body) needs OpenCV: pip install 'mraa[detect]'"
         ) from None
+    # detection is small work: OpenCV's own thread pool gains little, and a process that forks later (a
+    # ProcessPoolExecutor, a DataLoader) deadlocks in the child when that pool exists
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
     return cv2
 
 
@@ -887,9 +891,7 @@ class FramedRun:
             masks = heatmap_masks(self.animator, self._source_heatmap, predictions)
         return np.stack([self.compositor(image, mask) for image, mask in zip(images, masks)])
 
-    def batches(
-        self, animator, state, frames, mode, background=None, progress=False, total=None, smooth=None
-    ):
+    def batches(self, state, frames, mode, background=None, progress=False, total=None, smooth=None):
         """Animate the framed driving ``frames`` (batches at the model's size) and yield output batches."""
         import torch
 
@@ -897,9 +899,9 @@ class FramedRun:
             if mode != "relative":
                 log.warning("--best-frame changes only mode relative (the reference frame), not %s", mode)
             driving = torch.cat([batch.reshape(-1, *batch.shape[-3:]) for batch in frames])
-            animated = best_frame_batches(animator, state, driving, mode, background, smooth, progress)
+            animated = best_frame_batches(self.animator, state, driving, mode, background, smooth, progress)
         else:
-            animated = animator.animate_iter(state, frames, mode, background, progress, total, smooth)
+            animated = self.animator.animate_iter(state, frames, mode, background, progress, total, smooth)
         return self.wrap(animated)
 
     def wrap(self, batches):
@@ -962,10 +964,11 @@ def needs_framing(
 
 def prepare_framing(
     animator, source, driving, crop: bool | str = "none", paste_back: str | bool | None = None,
-    output_size: str | tuple[int, int] | None = None, best_frame: bool = False, preview: bool = False,
+    output_size: str | tuple[int, int] | None = None, best_frame: bool = False, preview=None,
 ) -> tuple[FramedRun | None, bool]:  # fmt: skip
-    """A :class:`FramedRun` for ``source`` and ``driving`` when :func:`needs_framing`, else (None, centre?)."""
-    options, center = needs_framing(animator, crop, paste_back, output_size, best_frame, preview)
+    """A :class:`FramedRun` for ``source`` and ``driving`` when :func:`needs_framing`, else (None, centre?).
+    ``preview``: a path for a picture of the boxes (written here)."""
+    options, center = needs_framing(animator, crop, paste_back, output_size, best_frame, preview is not None)
     if options is None:
         return None, center
     if not isinstance(driving, (str, os.PathLike)):
@@ -978,7 +981,9 @@ def prepare_framing(
         source = read_image(source)
     if not (isinstance(source, np.ndarray) and source.ndim == 3 and source.dtype == np.uint8):
         raise MRAAError("framing needs the source image itself: a path or a uint8 (H, W, 3) array")
-    return FramedRun(animator, source, driving, options), False
+    framed = FramedRun(animator, source, driving, options)
+    framed.write_preview(preview)
+    return framed, False
 
 
 def _cat_flip(parts: list, skip_first: bool = True):

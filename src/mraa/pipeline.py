@@ -258,10 +258,8 @@ def animate_file(
             form :meth:`Animator.animate_iter <mraa.animate.Animator.animate_iter>` takes (25 fps, silent).
         output: ``.mp4`` (H.264), ``.webm``, ``.mov``, ``.mkv`` or ``.gif``.
         mode, background, smooth: as for ``animate_iter``.
-        crop: ``auto`` (the model's framing), ``face``, ``upper-body``, ``full-body``, ``center`` (or True),
-            ``none`` (or False); see :mod:`mraa.framing`. paste_back: ``box``/``regions`` (or True): write the
-            animated crop back into the full source. output_size: "WxH" of the video. best_frame: relative-mode
-            reference = the driving frame closest to the source. crop_preview: write a picture of the boxes.
+        crop (auto, face, upper-body, full-body, center/True, none/False), paste_back (box, regions, True),
+            output_size ("WxH"), best_frame, crop_preview (a path): see :mod:`mraa.framing` and docs/framing.md.
         fps: output frame rate (default: the driving video's). visualize: also write a side-by-side video
             (True: next to the output with a ``_visualization`` suffix, or a path).
         progress: a frame progress bar with the total and an ETA when the frame count is known.
@@ -278,19 +276,16 @@ def animate_file(
     check_not_inputs([output, viz_path], [source, driving])
     rate, total, has_audio = driving_info(driving, fps)
     mode = animator.resolve_mode(mode)
+    # subject crops, paste-back, output size, best frame, preview: mraa.framing
     framed, crop = prepare_framing(
-        animator, source, driving, crop, paste_back, output_size, best_frame, crop_preview is not None
+        animator, source, driving, crop, paste_back, output_size, best_frame, crop_preview
     )
-    if framed is not None:  # subject crops / paste-back / best frame: mraa.framing
-        framed.write_preview(crop_preview)
-        source = framed.source_crop
+    source = framed.source_crop if framed is not None else source
     state = source if isinstance(source, SourceState) else animator.encode_source(source, crop=crop)
     frames_in = framed.driving_frames() if framed is not None else driving
     frames = prefetch(driving_tensors(frames_in, tuple(state.image.shape[2:]), crop))
-    if framed is not None:
-        batches = framed.batches(animator, state, frames, mode, background, progress, total, smooth)
-    else:
-        batches = animator.animate_iter(state, frames, mode, background, progress, total, smooth)
+    run = framed.batches if framed is not None else animator.animate_iter
+    batches = run(state, frames, mode, background, progress, total, smooth)
     audio_from = Path(driving) if audio and has_audio else None
     with contextlib.closing(frames), contextlib.closing(batches):  # stops the reader thread on errors
         count = write_batches(batches, output, rate, audio_from, viz_path, state)
