@@ -231,6 +231,7 @@ def write_batches(
     return writer.num_frames
 
 
+# over 60 lines only because of its keyword list and their documentation: the body is about 20 lines
 def animate_file(
     animator: Animator,
     source: ImageInput | SourceState,
