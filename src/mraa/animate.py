@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import math
 import os
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mraa.config import AnimateParams, MRAAConfig
 from mraa.devices import resolve_device
@@ -221,6 +222,63 @@ class AnimatedBatch:
     driving: Tensor | None = None  # (B, C, H, W) on the device
 
 
+def background_params(
+    bg_predictor: nn.Module, state: SourceState, background: BackgroundMotion, frames: Tensor, indices: Tensor
+) -> Tensor | None:
+    """bg_params (B, 3, 3) for a batch of driving frames (B, C, H, W), or None for the identity."""
+    b = frames.shape[0]
+    if background.kind == "driving":
+        return bg_predictor(state.image.expand(b, -1, -1, -1), frames)
+    bg = background.params(indices, frames.device, frames.dtype)
+    if state.bg_reference is not None:  # motions are relative to the model's still background
+        ref = state.bg_reference.to(frames.dtype)
+        bg = ref.expand(b, 3, 3) if bg is None else ref @ bg
+    return bg
+
+
+def check_animator_options(
+    device: torch.device, precision: str, compile: bool, still_background: str
+) -> None:
+    """Refuse a precision, compile or still-background setting this device cannot honour."""
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise MRAAError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
+    if precision == "fp16" and device.type != "cuda":
+        raise MRAAError("fp16 autocast needs CUDA; use bf16 or fp32 on this device")
+    if compile and device.type != "cuda":
+        # measured on 2 CPU cores: a 2-minute compile, then 0.65x the speed of eager (docs/benchmarks.md)
+        raise MRAAError("compile is CUDA-only: on CPU torch.compile was measured slower than eager mode")
+    if still_background not in STILL_BACKGROUNDS:
+        raise MRAAError(
+            f"still background must be {' or '.join(STILL_BACKGROUNDS)}, got {still_background!r}"
+        )
+
+
+def attach_onnx_backend(animator: Animator, backend: str, onnx_dir, size: tuple[int, int] | None = None):
+    """Export the animator's (fused) torch networks to ONNX at ``size`` (default: the config's frame size)
+    unless ``onnx_dir`` holds them, and swap the region predictor and AVD for their onnxruntime sessions."""
+    import tempfile
+
+    from mraa.export.onnx import GRAPHS, OnnxBackend, export_onnx
+
+    if backend != "onnxruntime":
+        raise MRAAError(f"backend must be torch or onnxruntime, got {backend!r}")
+    if animator.device.type != "cpu":
+        raise MRAAError("the onnxruntime backend runs on the CPU: use device cpu or the torch backend")
+    torch_models = animator._torch_models
+    size = tuple(size or animator.image_size)
+    if onnx_dir is None:
+        animator._onnx_tmp = tempfile.TemporaryDirectory(prefix="mraa-onnx-")
+        onnx_dir = animator._onnx_tmp.name
+    if not all((Path(onnx_dir) / f"{g}.onnx").is_file() for g in GRAPHS):
+        export_onnx(torch_models, size, onnx_dir)
+    onnx = OnnxBackend(onnx_dir, pca_based=torch_models.region_predictor.pca_based)
+    animator.models.region_predictor = onnx.region_predictor
+    animator.models.avd_network = onnx.avd_network
+    return onnx
+
+
+# About 320 lines: construction, source encoding, rendering and the streaming loop share the fused networks and
+# the cached source; the ONNX backend, option checks and background motion are module functions above.
 class Animator:
     """Animate a source image with driving frames.
 
@@ -276,59 +334,25 @@ class Animator:
         self.batch_size = batch_size
         self.has_trained_avd = has_trained_avd
         self.config = config
-        if precision not in ("fp32", "bf16", "fp16"):
-            raise MRAAError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
-        if precision == "fp16" and self.device.type != "cuda":
-            raise MRAAError("fp16 autocast needs CUDA; use bf16 or fp32 on this device")
         self.precision = precision
         self.still_background = still_background or self.animate_params.still_background
-        if self.still_background not in STILL_BACKGROUNDS:
-            raise MRAAError(
-                f"still background must be {' or '.join(STILL_BACKGROUNDS)}, got {self.still_background!r}"
-            )
+        check_animator_options(self.device, precision, compile, self.still_background)
         # NHWC is faster for oneDNN convolutions on CPU; results are the same up to rounding
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         for _, module in self.models.items():
             module.to(memory_format=self.memory_format)
-        if compile and self.device.type != "cuda":
-            # measured on 2 CPU cores: a 2-minute compile, then 0.65x the speed of eager (docs/benchmarks.md)
-            raise MRAAError("compile is CUDA-only: on CPU torch.compile was measured slower than eager mode")
         self._generator = torch.compile(self.models.generator) if compile else self.models.generator
-        self._onnx = self._onnx_backend(backend, onnx_dir) if backend != "torch" else None
-
-    def _onnx_backend(
-        self, backend: str, onnx_dir: str | os.PathLike | None, size: tuple[int, int] | None = None
-    ):
-        """Export the (fused) networks to ONNX at ``size`` (default: the config's frame size) unless
-        ``onnx_dir`` holds them, and swap in onnxruntime."""
-        import dataclasses
-        import tempfile
-
-        from mraa.export.onnx import GRAPHS, OnnxBackend, export_onnx
-
-        if backend != "onnxruntime":
-            raise MRAAError(f"backend must be torch or onnxruntime, got {backend!r}")
-        if self.device.type != "cpu":
-            raise MRAAError("the onnxruntime backend runs on the CPU: use --device cpu or the torch backend")
-        if not hasattr(self, "_torch_models"):
+        self._onnx = None
+        if backend != "torch":
             self._torch_models = dataclasses.replace(self.models)  # the torch networks, to re-export
-        size = tuple(size or self.image_size)
-        if onnx_dir is None:
-            self._onnx_tmp = tempfile.TemporaryDirectory(prefix="mraa-onnx-")
-            onnx_dir = self._onnx_tmp.name
-        if not all((Path(onnx_dir) / f"{g}.onnx").is_file() for g in GRAPHS):
-            export_onnx(self._torch_models, size, onnx_dir)
-        onnx = OnnxBackend(onnx_dir, pca_based=self._torch_models.region_predictor.pca_based)
-        self.models.region_predictor = onnx.region_predictor
-        self.models.avd_network = onnx.avd_network
-        return onnx
+            self._onnx = attach_onnx_backend(self, backend, onnx_dir)
 
     def _onnx_at(self, size: tuple[int, int]):
         """The onnxruntime backend for frames of ``size`` (H, W): graphs have a fixed frame size, so a
         source of another size than the exported one is exported again (into a temporary folder)."""
         if tuple(self._onnx.size) != tuple(size):
             log.info("exporting the ONNX graphs again for %dx%d frames", *size)
-            self._onnx = self._onnx_backend("onnxruntime", None, size)
+            self._onnx = attach_onnx_backend(self, "onnxruntime", None, size)
         return self._onnx
 
     # --------------------------------------------------------------- construction
@@ -483,19 +507,6 @@ class Animator:
         if rest is not None:
             yield torch.stack(held), rest
 
-    def _background_params(
-        self, state: SourceState, background: BackgroundMotion, frames: Tensor, indices: Tensor
-    ) -> Tensor | None:
-        """bg_params (B, 3, 3) for a batch of driving frames, or None for the identity."""
-        b = frames.shape[0]
-        if background.kind == "driving":
-            return self.models.bg_predictor(state.image.expand(b, -1, -1, -1), frames)
-        bg = background.params(indices, self.device, frames.dtype)
-        if state.bg_reference is not None:  # motions are relative to the model's still background
-            ref = state.bg_reference.to(frames.dtype)
-            bg = ref.expand(b, 3, 3) if bg is None else ref @ bg
-        return bg
-
     @torch.no_grad()
     def animate_iter(
         self,
@@ -537,7 +548,11 @@ class Animator:
                     state.region_params, driving_params, initial, mode, self.models.avd_network, scale=scale
                 )
                 indices = torch.arange(count, count + frames.shape[0])
-                out = self.render(state, params, self._background_params(state, background, frames, indices))
+                out = self.render(
+                    state,
+                    params,
+                    background_params(self.models.bg_predictor, state, background, frames, indices),
+                )
                 count += frames.shape[0]
                 bar.update(frames.shape[0])
                 yield AnimatedBatch(out["prediction"], driving_params, params, indices, frames)
