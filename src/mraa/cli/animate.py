@@ -95,7 +95,7 @@ def _add_animation_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("torch", "onnxruntime"),
         default="torch",
         help="torch (default) or onnxruntime (CPU; the networks exported to ONNX, needs the onnx extra; "
-        "1.5-2.3x faster than torch fp32 here, see docs/benchmarks.md)",
+        "same results within 1e-4; on an idle CPU here slightly slower than torch, see docs/benchmarks.md)",
     )
     parser.add_argument(
         "--onnx-dir",
