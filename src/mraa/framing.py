@@ -69,6 +69,11 @@ def framing_from_crop(choice: str, model_framing: str) -> str:
     raise MRAAError(f"unknown crop {choice!r}; choose from {', '.join(CROP_CHOICES)}")
 
 
+def animator_framing(animator) -> str:
+    """The framing a loaded model was trained with (its config's ``animate_params.framing``; none without one)."""
+    return animator.config.animate_params.framing if animator.config is not None else "none"
+
+
 def check_framing(framing: str) -> str:
     if framing not in FRAMINGS:
         raise MRAAError(f"framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
@@ -281,10 +286,6 @@ def fit_box(box: Box, width: int, height: int, aspect: float = 1.0) -> Box:
 
 def center_box(width: int, height: int, aspect: float = 1.0) -> Box:
     """The largest centred box of the given aspect (what ``--crop center`` takes)."""
-    return _center(width, height, aspect)
-
-
-def _center(width: int, height: int, aspect: float) -> Box:
     h = min(float(height), width / aspect)
     w = h * aspect
     w, h = int(round(w)), int(round(h))
@@ -318,12 +319,12 @@ def frame_source(image: np.ndarray, crop: str, aspect: float = 1.0) -> SourceFra
     if crop == "none":
         return SourceFraming(Box(0.0, 0.0, float(width), float(height)), "none")
     if crop == "center":
-        return SourceFraming(_center(width, height, aspect), "center")
+        return SourceFraming(center_box(width, height, aspect), "center")
     subject = find_subject(image, crop)
     if subject is None:
         what = crop.replace("_", " ")
         return SourceFraming(
-            _center(width, height, aspect),
+            center_box(width, height, aspect),
             "center",
             None,
             [f"no {what} found in the source: using a centre crop"],
@@ -438,13 +439,13 @@ def frame_driving(track: DrivingTrack, crop: str, aspect: float = 1.0, sigma: fl
     result = DrivingFraming(shots, [], [])
     for start, end in shots:
         if crop in ("none", "center"):
-            box = Box(0.0, 0.0, float(w), float(h)) if crop == "none" else _center(w, h, aspect)
+            box = Box(0.0, 0.0, float(w), float(h)) if crop == "none" else center_box(w, h, aspect)
             result.boxes.append(box)
             result.how.append(crop)
             continue
         smoothed = smooth_boxes(track.crops[start:end], sigma)
         if smoothed is None:
-            result.boxes.append(_center(w, h, aspect))
+            result.boxes.append(center_box(w, h, aspect))
             result.how.append("center")
             result.messages.append(
                 f"no {crop.replace('_', ' ')} found in driving frames {start}-{end - 1}: using a centre crop"
@@ -536,8 +537,10 @@ def paste_back(
         weight = weight * (np.asarray(resized, np.float32) / 255.0)
     out = source.copy()
     region = out[y0:y1, x0:x1]
+    # where the weight is 0 the blend is the source pixel exactly (integers are exact in float32), so it
+    # rounds back to it: no np.where needed
     blended = region * (1.0 - weight[..., None]) + patch * weight[..., None]
-    region[...] = np.where(weight[..., None] > 0, np.clip(blended + 0.5, 0, 255).astype(np.uint8), region)
+    region[...] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
     return out
 
 
@@ -563,11 +566,6 @@ def best_frame(source_shift: np.ndarray, driving_shifts: np.ndarray) -> int:
     driving = normalized_shifts(np.asarray(driving_shifts, np.float64))
     distances = ((driving - source[None]) ** 2).sum(axis=(1, 2))
     return int(np.argmin(distances))
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes."""
-    return box_iou(a, b)
 
 
 # ----------------------------------------------------------------------------- a whole plan
@@ -725,28 +723,8 @@ def heatmap_masks(animator, source_heatmap, predictions) -> np.ndarray:
     """Subject masks (B, h, w) for paste-back narrowed to the subject: the region heatmaps of the source
     and of each animated frame (so both where the subject was and where it moved to are replaced)."""
     heat = animator.region_params(predictions)["heatmap"].float().cpu().numpy()  # (B, K, h, w)
-    source = source_heatmap.float().cpu().numpy()[0]  # (K, h, w)
-    return np.stack([np.maximum(region_mask(source), region_mask(h)) for h in heat])
-
-
-def animate_from_best_frame(animator, source, driving, mode: str, background=None, progress: bool = False):
-    """Yield prediction batches (B, C, H, W) for ``driving`` (T, C, H, W) in frame order, with the driving
-    frame closest to the source (:func:`best_frame`) as the relative-mode reference: frames after it are
-    animated forwards from it, frames before it backwards from it. Returns the best index first."""
-    import torch
-
-    shifts = torch.cat(
-        [animator.region_params(driving[i : i + animator.batch_size])["shift"].cpu() for i in
-         range(0, len(driving), animator.batch_size)]
-    )  # fmt: skip
-    source_shift = animator.region_params(source)["shift"][0].cpu()
-    best = best_frame(source_shift.numpy(), shifts.numpy())
-    yield best
-    if best > 0:
-        backward = animator.animate(source, driving[: best + 1].flip(0), mode, background, progress=progress)
-        yield backward[1:].flip(0)
-    for batch in animator.animate_iter(source, driving[best:], mode, background, progress=progress):
-        yield batch.prediction
+    source = region_mask(source_heatmap.float().cpu().numpy()[0])  # (h, w), the same for every frame
+    return np.stack([np.maximum(source, region_mask(h)) for h in heat])
 
 
 def plan_for_files(
@@ -836,7 +814,7 @@ class FramedRun:
     def __init__(
         self, animator, source: np.ndarray, driving, options: FramingOptions, max_frames=None
     ) -> None:
-        model_framing = animator.config.animate_params.framing if animator.config is not None else "none"
+        model_framing = animator_framing(animator)
         self.animator = animator
         self.options = options
         self.size = animator.image_size
@@ -877,6 +855,7 @@ class FramedRun:
 
     def output_frames(self, predictions) -> np.ndarray:
         """Animated crops (B, 3, h, w) in [0, 1] -> output frames (B, H, W, 3) uint8."""
+        from mraa.inputs import uint8_to_batch
         from mraa.visualize import tensor_to_uint8
 
         images = tensor_to_uint8(predictions.float().cpu())
@@ -919,13 +898,6 @@ class FramedRun:
                 )
 
 
-def uint8_to_batch(image: np.ndarray):
-    """uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."""
-    from mraa.visualize import uint8_to_tensor
-
-    return uint8_to_tensor(image).unsqueeze(0)
-
-
 def crop_option(crop: bool | str | None) -> str:
     """A ``crop`` argument as a :data:`CROP_CHOICES` value (True/False, as before: center/none)."""
     if crop is None or crop is False:
@@ -951,7 +923,7 @@ def needs_framing(
     paste = "box" if paste_back is True else (paste_back or None)
     size = parse_output_size(output_size) if isinstance(output_size, str) else output_size
     options = FramingOptions(crop_option(crop), paste, size, best_frame)
-    model_framing = animator.config.animate_params.framing if animator.config is not None else "none"
+    model_framing = animator_framing(animator)
     resolved = framing_from_crop(options.crop, model_framing)
     if options.crop == "auto" and resolved not in ("none", "center") and not _has_cv2():
         log.warning("OpenCV is not installed, so the %s framing falls back to a centre crop: "

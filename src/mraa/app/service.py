@@ -12,14 +12,13 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mraa.animate import MODES, Animator, background_schedule
-from mraa.app.parts import PartsMixin, PartsView
+from mraa.app.parts import PartsMixin, PartsView, ProgressCallback
 from mraa.app.uploads import CROP_OPTIONS, DrivingClip, Limits, UploadReader
 from mraa.data.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mraa.errors import MRAAError
@@ -34,7 +33,6 @@ SHIPPED_MODEL_NOTE = (
     "vox256.pth --config configs/vox256.yaml, see the README)"
 )
 
-ProgressCallback = Callable[[int, int], None]  # (frames done, frames in all)
 __all__ = [
     "CROP_OPTIONS",
     "AnimationResult",
@@ -106,8 +104,9 @@ class AnimationService(UploadReader, PartsMixin):
         model_name: str = "model",
         shipped_model: bool = False,
     ) -> None:
-        framing = animator.config.animate_params.framing if animator.config is not None else "none"
-        super().__init__(animator.image_size, limits or Limits(), framing)
+        from mraa.framing import animator_framing
+
+        super().__init__(animator.image_size, limits or Limits(), animator_framing(animator))
         self.animator = animator
         self.samples = samples or Samples()
         self.model_name = model_name

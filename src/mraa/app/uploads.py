@@ -67,17 +67,6 @@ def unreadable_video(path: Path, exc: Exception) -> MRAAError:
     )
 
 
-def crop_name(crop: str | bool | None) -> str:
-    """The crop option (True/False from older callers mean center/none)."""
-    if crop is None or crop is False:
-        return "none"
-    if crop is True:
-        return "center"
-    if crop not in CROP_OPTIONS:
-        raise MRAAError(f"unknown crop {crop!r}; choose from {', '.join(CROP_OPTIONS)}")
-    return crop
-
-
 class UploadReader:
     """Checks uploads against :class:`Limits` and reads them at ``image_size``, cropped per ``crop``.
 
@@ -91,9 +80,9 @@ class UploadReader:
 
     def framing(self, crop: str | bool | None) -> str:
         """face, upper_body, full_body, center or none for a crop option."""
-        from mraa.framing import framing_from_crop
+        from mraa.framing import crop_option, framing_from_crop
 
-        return framing_from_crop(crop_name(crop), self.model_framing)
+        return framing_from_crop(crop_option(crop), self.model_framing)
 
     def check_upload(self, path: str | os.PathLike | None, what: str) -> Path:
         """The upload as a path, or a clear error when it is missing, not a file, empty or too large."""
@@ -203,15 +192,17 @@ class UploadReader:
 
         path = self.check_driving(path)
         info = self.probe(path)
-        frames, _ = self._driving_frames(path, "none", 1)
-        framing = self.framing(crop)
-        if framing != "none":
-            first = next(iter_video(path))
-            h, w = self.image_size
-            frames = [crop_resize(first, frame_source(first, framing, w / h).box, self.image_size)]
+        try:
+            first = next(iter_video(path), None)
+        except MRAAError as exc:
+            raise unreadable_video(path, exc) from None
+        if first is None:
+            raise MRAAError(f"driving video {path.name} has no frames")
+        h, w = self.image_size
+        frame = crop_resize(first, frame_source(first, self.framing(crop), w / h).box, self.image_size)
         count = f"{info.num_frames} frames, " if info.num_frames else ""
         audio = ", with audio" if info.has_audio else ""
-        return frames[0], f"driving video {path.name}: {count}{info.fps:g} fps{audio}"
+        return frame, f"driving video {path.name}: {count}{info.fps:g} fps{audio}"
 
     def load_driving(
         self, path: str | os.PathLike | None, crop: str | bool = "none", boxes=None
