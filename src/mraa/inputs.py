@@ -39,12 +39,12 @@ def _is_pil(image: object) -> bool:
 
 def image_to_uint8(image: np.ndarray | str | os.PathLike | Any, name: str = "image") -> np.ndarray:
     """A numpy array, PIL image or image path as uint8 (H, W, 3)."""
-    from mraa.data.video_io import read_image, to_rgb_uint8
+    from mraa.data.video_io import pil_to_rgb_uint8, read_image, to_rgb_uint8
 
     if isinstance(image, (str, os.PathLike)):
         return read_image(image)
-    if _is_pil(image):
-        return to_rgb_uint8(np.asarray(image.convert("RGBA") if image.mode == "P" else image), name=name)
+    if _is_pil(image):  # every Pillow mode as read_image converts it (palette, CMYK, 16-bit, float, EXIF)
+        return pil_to_rgb_uint8(image, name=name)
     array = np.asarray(image)
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
         raise MRAAError(
@@ -183,14 +183,14 @@ def count_frames(driving: DrivingInput) -> int | None:
             count = probe_video(driving).num_frames
         except MRAAError:
             return None
-        return count or _gif_frames(Path(driving))
+        return count or gif_frames(Path(driving))
     try:
         return len(driving)  # type: ignore[arg-type]
     except TypeError:
         return None
 
 
-def _gif_frames(path: Path) -> int | None:
+def gif_frames(path: Path) -> int | None:
     """The frame count of a gif (Pillow reads it from the file without decoding), else None."""
     if path.suffix.lower() != ".gif":
         return None

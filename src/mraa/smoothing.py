@@ -128,12 +128,15 @@ class SavGolFilter:
         self.buffer: deque[Tensor] = deque(maxlen=2 * self.half + 1)
         self.seen = 0  # frames pushed
         self.done = 0  # frames output
+        self._weights: dict[tuple[int, int], np.ndarray] = {}  # by (left, right): the same for most frames
 
     def _output(self, index: int) -> Tensor:
         first = self.seen - len(self.buffer)  # frame index of buffer[0]
         left = min(self.half, index - first)
         right = min(self.half, self.seen - 1 - index)
-        weights = savgol_weights(left, right, self.order)
+        weights = self._weights.get((left, right))
+        if weights is None:
+            weights = self._weights[left, right] = savgol_weights(left, right, self.order)
         frames = [self.buffer[index - first + o] for o in range(-left, right + 1)]
         stacked = torch.stack(frames)  # (n, ...)
         w = torch.as_tensor(weights, dtype=stacked.dtype, device=stacked.device)

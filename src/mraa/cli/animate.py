@@ -198,17 +198,6 @@ def _parse_crop(text: str, name: str) -> str:
         raise MRAAError(f"{name}: {exc}") from exc
 
 
-def _parse_bool(text: str, name: str) -> bool:
-    from mraa.errors import MRAAError
-
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "y"):
-        return True
-    if value in ("0", "false", "no", "n"):
-        return False
-    raise MRAAError(f"{name}: expected true or false, got {text!r}")
-
-
 def plan_jobs(args: argparse.Namespace) -> tuple[list[Job], bool]:
     """The pairs to animate and whether this is a batch (True) or today's single-pair run (False)."""
     from mraa.errors import MRAAError
