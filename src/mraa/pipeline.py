@@ -150,10 +150,12 @@ def visualization_path(output: Path, visualize: bool | str | os.PathLike | None)
 
 
 def check_not_inputs(outputs: Iterable[Path | None], inputs: Iterable[object]) -> None:
-    """Refuse to write an output over one of the inputs."""
-    paths = {Path(p).resolve() for p in inputs if isinstance(p, (str, os.PathLike))}
+    """Refuse to write an output over one of the inputs (also through a symlink or hard link)."""
+    from mraa.safety import same_file
+
+    paths = [Path(p) for p in inputs if isinstance(p, (str, os.PathLike))]
     for output in outputs:
-        if output is not None and output.resolve() in paths:
+        if output is not None and any(same_file(output, path) for path in paths):
             raise MRAAError(f"output {output} is also an input: choose another output path")
 
 
