@@ -6,13 +6,12 @@ import argparse
 import contextlib
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from mraa.cli._common import add_model_arguments, driving_frames, load_animator, load_source
+from mraa.data.video_io import FolderWriter
 
 LAYOUT_HELP = """\
 output layout (OUT_DIR is created if needed; every file is written atomically):
@@ -68,45 +67,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
-
-
-class FolderWriter:
-    """Write files into a temporary sibling folder and move it into place on success (atomically)."""
-
-    def __init__(self, folder: Path) -> None:
-        from mraa.atomic import lock_temp
-
-        self.folder = folder
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-        self._lock = lock_temp(self._tmp)  # in use: not a stale temporary (see mraa.atomic)
-
-    def write(self, name: str, image: np.ndarray) -> None:
-        import imageio.v3 as iio
-
-        from mraa.errors import MRAAError
-
-        path = self._tmp / name
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            iio.imwrite(path, np.ascontiguousarray(image))
-        except OSError as exc:  # a full disk
-            raise MRAAError(f"cannot write {self.folder}: {exc.strerror or exc}") from exc
-
-    def __enter__(self) -> FolderWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        from mraa.atomic import release_temp
-
-        try:
-            if exc_type is not None:
-                shutil.rmtree(self._tmp, ignore_errors=True)
-                return
-            if self.folder.exists():
-                shutil.rmtree(self.folder)
-            os.replace(self._tmp, self.folder)
-        finally:
-            release_temp(self._lock)
 
 
 def prepare_output_dir(path: str | os.PathLike) -> Path:

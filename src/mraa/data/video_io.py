@@ -75,9 +75,10 @@ def pil_to_rgb_uint8(image, name: str = "image", warn: bool = True) -> np.ndarra
     (composited on white); 1-bit, 16-bit (``I;16``), 32-bit integer (``I``) and float (``F``) grey
     images are scaled to 8 bits.
     """
-    from PIL import ImageOps
+    from PIL import ExifTags, ImageOps
 
-    image = ImageOps.exif_transpose(image)
+    if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # exif_transpose copies even upright images
+        image = ImageOps.exif_transpose(image)
     mode = image.mode
     if mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
         image = image.convert("RGB")
@@ -351,7 +352,7 @@ def resample_by_time(
             while emitted * period < boundary - 1e-6 * period:
                 yield previous[1]
                 emitted += 1
-        if not warned and abs(emitted - (received - 1)) > 0:
+        if not warned and emitted != received - 1:
             log.warning(
                 "%s has a variable frame rate: frames are placed by their timestamps at a constant %g fps "
                 "(some repeated or dropped) so they stay in sync with the audio",
@@ -557,7 +558,7 @@ class _Encoder:
 
     def write(self, frame: np.ndarray) -> None:
         try:
-            self._process.stdin.write(frame.tobytes())
+            self._process.stdin.write(frame)  # C-contiguous (VideoWriter.write): its buffer, no copy
         except OSError as exc:  # a broken pipe: the encoder died (full disk, killed)
             self._process.wait()
             raise MRAAError(
@@ -630,33 +631,54 @@ def write_video(
     return path
 
 
+class FolderWriter:
+    """Write image files into a temporary sibling folder, moved into place (replacing ``folder``) on success.
+
+    On an exception inside the ``with`` block the temporary folder is removed and ``folder`` is untouched.
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}-", dir=self.folder.parent))
+        self._lock = lock_temp(self._tmp)  # in use: not a stale temporary (see mraa.atomic)
+
+    def write(self, name: str, image: np.ndarray) -> None:
+        """Write ``image`` as ``name`` (a relative path; its subfolders are made) inside the folder."""
+        import imageio.v3 as iio
+
+        path = self._tmp / name
+        try:
+            if path.parent != self._tmp:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            iio.imwrite(path, np.ascontiguousarray(image))
+        except OSError as exc:  # a full disk
+            raise MRAAError(f"cannot write {self.folder}: {exc.strerror or exc}") from exc
+
+    def __enter__(self) -> FolderWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        import shutil
+
+        try:
+            if exc_type is None:
+                if self.folder.exists():
+                    shutil.rmtree(self.folder)
+                os.replace(self._tmp, self.folder)
+        finally:
+            if self._tmp.exists():  # an exception (in the block or above): drop what was written
+                shutil.rmtree(self._tmp, ignore_errors=True)
+            release_temp(self._lock)
+
+
 def write_frame_folder(folder: str | os.PathLike, frames: Iterable[np.ndarray]) -> Path:
     """Write frames as ``000000.png``, ``000001.png``... into a new folder (atomically)."""
-    import imageio.v3 as iio
-
     folder = Path(folder)
     if not folder.parent.exists():
         raise MRAAError(f"output directory does not exist: {folder.parent}")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    lock = lock_temp(tmp)
-    try:
+    with FolderWriter(folder) as writer:
         for index, frame in enumerate(frames):
-            try:
-                iio.imwrite(tmp / f"{index:06d}.png", np.ascontiguousarray(frame))
-            except OSError as exc:
-                raise MRAAError(f"cannot write {folder}: {exc.strerror or exc}") from exc
-        if folder.exists():
-            import shutil
-
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        release_temp(lock)
+            writer.write(f"{index:06d}.png", frame)
     return folder
 
 
