@@ -109,14 +109,10 @@ class Fitter:
 
 
 def _centre_crop(images: Tensor, aspect: float) -> Tensor:
-    h, w = images.shape[2:]
-    if w / h > aspect:
-        new_w = max(1, round(h * aspect))
-        x0 = (w - new_w) // 2
-        return images[..., x0 : x0 + new_w]
-    new_h = max(1, round(w / aspect))
-    y0 = (h - new_h) // 2
-    return images[..., y0 : y0 + new_h, :]
+    from mraa.data.video_io import centre_crop_box
+
+    y0, y1, x0, x1 = centre_crop_box(images.shape[2], images.shape[3], aspect)
+    return images[..., y0:y1, x0:x1]
 
 
 def check_image_tensor(image: Tensor, name: str = "image", channels: int = 3) -> Tensor:

@@ -717,6 +717,17 @@ def verify_image(path: str | os.PathLike, size: tuple[int, int], name: str | Non
         )
 
 
+def centre_crop_box(height: int, width: int, aspect: float) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)`` of the largest centred crop of width/height ratio ``aspect``."""
+    if width / height > aspect:
+        new_w = max(1, round(height * aspect))
+        x0 = (width - new_w) // 2
+        return 0, height, x0, x0 + new_w
+    new_h = max(1, round(width / aspect))
+    y0 = (height - new_h) // 2
+    return y0, y0 + new_h, 0, width
+
+
 def fit_frame(
     frame: np.ndarray, size: tuple[int, int], crop: bool = False, name: str = "an input image"
 ) -> np.ndarray:
@@ -730,16 +741,8 @@ def fit_frame(
     check_image_size(frame, name)
     h, w = size
     if crop:
-        fh, fw = frame.shape[:2]
-        target = w / h
-        if fw / fh > target:
-            new_w = max(1, round(fh * target))
-            x0 = (fw - new_w) // 2
-            frame = frame[:, x0 : x0 + new_w]
-        else:
-            new_h = max(1, round(fw / target))
-            y0 = (fh - new_h) // 2
-            frame = frame[y0 : y0 + new_h]
+        y0, y1, x0, x1 = centre_crop_box(frame.shape[0], frame.shape[1], w / h)
+        frame = frame[y0:y1, x0:x1]
     if frame.shape[:2] == (h, w):
         return frame
     return np.asarray(Image.fromarray(frame).resize((w, h), Image.BILINEAR))
