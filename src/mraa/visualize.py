@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import colorsys
+import functools
 
 import numpy as np
 import torch
@@ -174,9 +175,14 @@ def overlay_segmentation(
             inside = labels == part
             if inside.sum() < 4:
                 continue
-            depth = distance_transform_edt(np.pad(inside, 1))[1:-1, 1:-1]
-            y, x = np.unravel_index(np.argmax(depth), depth.shape)  # the point deepest inside the part
-            centre = (float(x), float(y))
+            # the point deepest inside the part, searched in its bounding box (the same distances and the
+            # same first maximum: everything outside the box is outside the part)
+            rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
+            y0, x0 = rows[0], cols[0]
+            box = inside[y0 : rows[-1] + 1, x0 : cols[-1] + 1]
+            depth = distance_transform_edt(np.pad(box, 1))[1:-1, 1:-1]
+            y, x = np.unravel_index(np.argmax(depth), depth.shape)
+            centre = (float(x + x0), float(y + y0))
             draw_text(
                 draw,
                 centre,
@@ -189,8 +195,16 @@ def overlay_segmentation(
             )
     result = np.asarray(canvas)
     if legend:
-        result = np.concatenate([result, legend_strip(image.shape[1], num_parts)], axis=0)
+        result = np.concatenate([result, _legend_strip_cached(image.shape[1], num_parts)], axis=0)
     return result
+
+
+@functools.lru_cache(maxsize=8)
+def _legend_strip_cached(width: int, num_parts: int) -> np.ndarray:
+    """:func:`legend_strip` drawn once per (width, parts) for a video's overlays (read-only)."""
+    strip = legend_strip(width, num_parts)
+    strip.flags.writeable = False
+    return strip
 
 
 def legend_strip(width: int, num_parts: int, font_size: int | None = None) -> np.ndarray:

@@ -124,8 +124,9 @@ def export_onnx(models, size: tuple[int, int], folder: str | os.PathLike) -> Pat
         encoder_out = _EncoderGraph(gen)(source)
         names = [f"feature{i}" for i in range(len(encoder_out) - 1)] + ["source_small"]
         _export(_EncoderGraph(gen), (source,), folder / "source_encoder.onnx", ["source"], names, None)
-        shift, covar, _, _ = _RegionGraph(rp)(image)
-        affine = covar_to_affine(covar)[0] if rp.jacobian is None else _RegionGraph(rp)(image)[2]
+        shift, covar, affine, _ = _RegionGraph(rp)(image)
+        if rp.jacobian is None:  # LAPACK signs, as the backend feeds the generator and the AVD
+            affine = covar_to_affine(covar)[0]
         bg = torch.eye(3).expand(2, 3, 3).contiguous()
         params = (shift[:1], affine[:1], covar[:1], shift, affine, covar, bg)
         param_names = ["source_shift", "source_affine", "source_covar"]
@@ -148,6 +149,11 @@ def _session(path: Path, threads: int | None):
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _input_names(session) -> frozenset[str]:
+    """The inputs a session takes (the exporter drops inputs a config leaves unused)."""
+    return frozenset(i.name for i in session.get_inputs())
 
 
 def _np(t: Tensor):
@@ -176,12 +182,12 @@ class OnnxAVD(nn.Module):
     def __init__(self, session) -> None:
         super().__init__()
         self.session = session
+        self.inputs = _input_names(session)
 
     def forward(self, x_id: RegionParams, x_pose: RegionParams) -> RegionParams:
         feed = {"source_shift": x_id["shift"], "source_affine": x_id["affine"]}
         feed.update(driving_shift=x_pose["shift"], driving_affine=x_pose["affine"])
-        wanted = {i.name for i in self.session.get_inputs()}
-        outs = self.session.run(None, {k: _np(v) for k, v in feed.items() if k in wanted})
+        outs = self.session.run(None, {k: _np(v) for k, v in feed.items() if k in self.inputs})
         device = x_pose["shift"].device
         return {k: torch.from_numpy(v).to(device) for k, v in zip(("shift", "affine", "covar"), outs)}
 
@@ -198,6 +204,7 @@ class OnnxBackend:
         self.region_predictor = OnnxRegionPredictor(self.sessions["region_predictor"], pca_based)
         self.avd_network = OnnxAVD(self.sessions["avd_network"])
         self.feature_names = [i.name for i in self.sessions["source_encoder"].get_outputs()][:-1]
+        self.generator_inputs = _input_names(self.sessions["generator"])
         self.size = tuple(self.sessions["region_predictor"].get_inputs()[0].shape[2:])  # (H, W) of the graphs
 
     def encode(self, source: Tensor) -> tuple[list[Tensor], Tensor]:
@@ -218,7 +225,6 @@ class OnnxBackend:
         feed.update(source_shift=src["shift"], source_affine=src["affine"], source_covar=src["covar"])
         feed.update(driving_shift=region_params["shift"], driving_affine=region_params["affine"])
         feed.update(driving_covar=region_params["covar"], bg_params=bg_params)
-        session = self.sessions["generator"]
-        wanted = {i.name for i in session.get_inputs()}  # the exporter drops inputs a config leaves unused
-        (prediction,) = session.run(None, {k: _np(v) for k, v in feed.items() if k in wanted})
+        feed = {k: _np(v) for k, v in feed.items() if k in self.generator_inputs}
+        (prediction,) = self.sessions["generator"].run(None, feed)
         return torch.from_numpy(prediction)

@@ -269,14 +269,26 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.045, 2.042)  # fmt: skip
 
 
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+    return mean, math.sqrt(var)
+
+
+def _half_width(std: float, count: int) -> float:
+    """95 % Student-t half-width for ``count`` values of sample std ``std`` (0 for one value)."""
+    if count < 2:
+        return 0.0
+    quantile = _T975[count - 2] if count - 1 <= len(_T975) else 1.96
+    return quantile * std / math.sqrt(count)
+
+
 def t_interval(values: list[float]) -> float:
     """Half-width of the 95 % Student-t confidence interval of the mean of ``values`` (0 for one value)."""
     if len(values) < 2:
         return 0.0
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    quantile = _T975[len(values) - 2] if len(values) - 1 <= len(_T975) else 1.96
-    return quantile * std / math.sqrt(len(values))
+    return _half_width(_mean_std(values)[1], len(values))
 
 
 def summarize(results: Iterable[RunResult]) -> dict[tuple[str, int], tuple[float, float, int, float]]:
@@ -287,9 +299,8 @@ def summarize(results: Iterable[RunResult]) -> dict[tuple[str, int], tuple[float
         groups.setdefault((row.network, row.size), []).append(row.test_l1_deg)
     stats = {}
     for key, values in groups.items():
-        mean = sum(values) / len(values)
-        var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
-        stats[key] = (mean, math.sqrt(var), len(values), t_interval(values))
+        mean, std = _mean_std(values)
+        stats[key] = (mean, std, len(values), _half_width(std, len(values)))
     return stats
 
 
