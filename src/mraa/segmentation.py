@@ -190,8 +190,11 @@ def parse_parts(spec: str | int | Sequence[int], num_parts: int | None) -> list[
         text = spec.strip().lower()
         if text == "all":
             return list(range(1, num_parts + 1)) if num_parts is not None else []
+        items = [item.strip() for item in text.split(",")]
+        if text and "" in items:  # "1,,2" or a trailing comma: a typo, not a request for fewer parts
+            raise MRAAError(f"parts {spec!r} has an empty item: give indices like 1,3 or a range like 2-4")
         parts: list[int] = []
-        for item in filter(None, (s.strip() for s in text.split(","))):
+        for item in filter(None, items):
             match = re.fullmatch(r"(-?\d+)(?:\s*-\s*(-?\d+))?", item)
             if match is None:
                 raise MRAAError(f"parts {spec!r}: expected indices like 1,3 or a range like 2-4, or 'all'")
