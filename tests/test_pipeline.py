@@ -310,3 +310,16 @@ def test_inputs_expand_from_files_folders_and_globs(media, tmp_path):
         _expand([str(images / "*.webp")], "source")
     with pytest.raises(MRAAError, match="no source images"):
         _expand([str(media / "videos")], "source")
+
+
+def test_tensors_keep_their_size_when_the_config_has_no_frame_shape(tiny_cfg, tiny_models):
+    """The official YAMLs leave frame_shape null (ted384's models run at 384): tensors are not resized."""
+    import dataclasses
+
+    cfg = dataclasses.replace(
+        tiny_cfg, dataset_params=dataclasses.replace(tiny_cfg.dataset_params, frame_shape=None)
+    )
+    animator = Animator(tiny_models, cfg.animate_params, config=cfg)
+    out = animator.animate(torch.rand(1, 3, 128, 128), torch.rand(2, 3, 128, 128), mode="relative")
+    assert out.shape == (2, 3, 128, 128)
+    assert tuple(animator.encode_source(np.zeros((100, 80, 3), np.uint8)).image.shape[2:]) == (256, 256)

@@ -398,10 +398,12 @@ class Animator:
 
     @property
     def model_size(self) -> tuple[int, int] | None:
-        """(H, W) of the config's frame shape, or None without a config (inputs then keep the source's size)."""
-        if self.config is None:
+        """(H, W) of the config's frame shape, or None without a config or when the config leaves
+        ``frame_shape`` null (all official YAMLs: ted384's models run at 384): source tensors then keep
+        their size, as in the official code, and other source forms are read at :attr:`image_size`."""
+        if self.config is None or not self.config.dataset_params.frame_shape:
             return None
-        return tuple(self.config.dataset_params.resolved_frame_shape[:2])
+        return tuple(self.config.dataset_params.frame_shape[:2])
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -419,7 +421,10 @@ class Animator:
     def encode_source(self, source: ImageInput, crop: bool = False) -> SourceState:
         """Run everything that depends only on the source once. ``source``: a (1, C, H, W) / (C, H, W)
         tensor in [0, 1], a uint8 (H, W, 3) array, a PIL image or a path, resized to the model's size."""
-        source = source_tensor(source, self.model_size, crop)
+        size = self.model_size
+        if size is None and not isinstance(source, Tensor):  # a file or array: the config's default size
+            size = self.image_size if self.config is not None else None
+        source = source_tensor(source, size, crop)
         source = source.to(self.device).contiguous(memory_format=self.memory_format)
         if self._onnx is not None:
             self._onnx_at(source.shape[2:])
