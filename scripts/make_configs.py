@@ -69,6 +69,7 @@ def full_config(
     model_updates=None,
     avd_milestones=(20, 25),
     framing="none",
+    frame_shape=None,
 ):
     model = copy.deepcopy(FULL_MODEL)
     for path, value in (model_updates or {}).items():
@@ -83,7 +84,7 @@ def full_config(
     return {
         "dataset_params": {
             "root_dir": root_dir,
-            "frame_shape": None,
+            "frame_shape": frame_shape,  # null: the loader's 256x256 (the official value in every released file)
             "id_sampling": id_sampling,
             "pairs_list": None,
             "augmentation_params": aug or COMMON_AUG,
@@ -150,7 +151,8 @@ CONFIGS = {
         model_updates={"bg_predictor_params.bg_type": "zero"},
         avd_milestones=(60, 90),
     ),
-    "ted384": full_config("data/TED384-v2", 6, 150, 150, framing="upper_body"),
+    # the TED models run at 384x384; the official files leave frame_shape null and pass the size to the demo
+    "ted384": full_config("data/TED384-v2", 6, 150, 150, framing="upper_body", frame_shape=[384, 384, 3]),
     "ted-youtube384": full_config(
         "data/ted-youtube-384",
         20,
@@ -158,6 +160,7 @@ CONFIGS = {
         500,
         model_updates={"num_regions": 20, "region_predictor_params.fast_svd": None},
         framing="upper_body",
+        frame_shape=[384, 384, 3],
     ),
 }
 CONFIGS["mgif256"]["dataset_params"].pop("pairs_list")
