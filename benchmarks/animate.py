@@ -13,7 +13,8 @@ Reference loop:
 - otherwise mraa's own modules in the official per-frame loop (no caching, no BatchNorm folding, batch 1);
   label ``mraa-per-frame-loop`` (a re-creation, not the official code).
 
-Variants (``--variants``, comma-separated): ``fp32`` (batch 1), ``fp32-b4``, ``bf16``, ``onnx``
+Variants (``--variants``, comma-separated): ``fp32`` (batch 1), ``fp32-b4``, ``bf16``, ``fp32-eager`` /
+``bf16-eager`` (CPU without the packed convolutions of mraa.modules.packed), ``onnx``
 (onnxruntime backend), ``compile`` (torch.compile, inductor), ``fp32-b8`` / ``bf16-b8`` (GPU batches),
 ``fp16`` (CUDA).
 
@@ -48,6 +49,8 @@ VARIANTS = {  # name: Animator keyword arguments
     "fp32-b4": {"batch_size": 4},
     "fp32-b8": {"batch_size": 8},
     "bf16": {"batch_size": 1, "precision": "bf16"},
+    "fp32-eager": {"batch_size": 1, "prepack": False},  # CPU: without the packed convolutions
+    "bf16-eager": {"batch_size": 1, "precision": "bf16", "prepack": False},
     "bf16-b8": {"batch_size": 8, "precision": "bf16"},
     "fp16": {"batch_size": 8, "precision": "fp16"},
     "onnx": {"batch_size": 1, "backend": "onnxruntime"},
@@ -253,8 +256,9 @@ def bf16_psnr(frames: int = 0) -> dict:
     def psnr(out):
         return round(10 * math.log10(1 / float(((out - ref) ** 2).mean())), 2)
 
+    eager = Animator.from_checkpoint(prepack=False)  # packed convolutions stay float32 under an outer autocast
     with torch.autocast("cpu", torch.bfloat16):
-        outer = fp32.animate(source, driving)
+        outer = eager.animate(source, driving)
     return {
         "psnr_model": "shipped default",
         "psnr_frames": len(driving),

@@ -239,11 +239,14 @@ def sparse_motions(
     return torch.cat([bg_grid, driving_to_source], dim=1)
 
 
-def warp_image(image: Tensor, flow: Tensor, padding_mode: str = "zeros") -> Tensor:
+def warp_image(
+    image: Tensor, flow: Tensor, padding_mode: str = "zeros", keep_memory_format: bool = True
+) -> Tensor:
     """Backward-warp ``image`` (B, C, H, W) by a grid_sample flow (B, h, w, 2), resized if needed.
 
     Sampling runs in the flow's precision (float32 under autocast: bfloat16 coordinates would be off by up
-    to half a pixel) and keeps the image's memory format (grid_sample itself returns NCHW)."""
+    to half a pixel) and keeps the image's memory format (grid_sample itself returns NCHW) unless
+    ``keep_memory_format`` is False (for a caller whose next elementwise op writes channels-last anyway)."""
     h, w = image.shape[2:]
     channels_last = image.dim() == 4 and image.is_contiguous(memory_format=torch.channels_last)
     flow = _fp32(flow)
@@ -253,7 +256,7 @@ def warp_image(image: Tensor, flow: Tensor, padding_mode: str = "zeros") -> Tens
         flow = flow.permute(0, 2, 3, 1)
     with torch.autocast(image.device.type, enabled=False):
         out = F.grid_sample(image, flow, padding_mode=padding_mode, align_corners=False)
-    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+    return out.contiguous(memory_format=torch.channels_last) if channels_last and keep_memory_format else out
 
 
 def convex_hull_area(points: Tensor | list) -> float:

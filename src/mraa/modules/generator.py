@@ -72,15 +72,19 @@ class Generator(nn.Module):
         """Warp ``skip`` by the flow and mix it with ``previous`` by the (resized) confidence map."""
         if motion is None:
             return skip if previous is None else skip + previous
-        warped = warp_image(skip, motion["optical_flow"])
         occlusion = motion.get("occlusion_map")
+        # with a decoder map to blend into, the warp's NCHW output is not re-laid out: lerp writes in the
+        # decoder's (channels-last) layout and dtype (bfloat16 under the bf16 precision)
+        relayout = previous is None or occlusion is None
+        warped = warp_image(skip, motion["optical_flow"], keep_memory_format=relayout)
         if occlusion is None:
             return warped
         if occlusion.shape[2:] != warped.shape[2:]:
             occlusion = F.interpolate(occlusion, size=warped.shape[2:], mode="bilinear", align_corners=False)
         if previous is None:
             return warped * occlusion
-        return warped * occlusion + previous * (1 - occlusion)
+        dtype = previous.dtype
+        return torch.lerp(previous, warped.to(dtype), occlusion.to(dtype))
 
     def forward(
         self,
@@ -127,7 +131,7 @@ class Generator(nn.Module):
             x = block(x)
         if self.skips:
             x = self._blend(source_features[0], motion, x)
-        x = torch.sigmoid(self.final(x))
+        x = torch.sigmoid(self.final(x).float())  # the image (and its blend) in float32 under autocast
         if self.skips:
             x = self._blend(source_image, motion, x)
         out["prediction"] = x
