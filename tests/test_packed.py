@@ -142,3 +142,17 @@ def test_models_passed_without_fusing_are_not_packed(tiny_cfg, tiny_models):
     animator = Animator(tiny_models, tiny_cfg.animate_params, config=tiny_cfg, fuse=False)
     assert not animator.prepacked
     assert not any(isinstance(m, PackedConv2d) for m in tiny_models.generator.modules())
+
+
+def test_first_calls_from_several_threads_pack_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(0)
+    block = nn.Sequential(_with_statistics(UpBlock2d(8, 4)), _with_statistics(ResBlock2d(4)))
+    x = torch.randn(1, 8, 6, 6)
+    with torch.no_grad():
+        ref = block(x)
+        packed = _packed(block)
+        with ThreadPoolExecutor(4) as pool:
+            outs = list(pool.map(lambda _: packed(x), range(8)))
+    assert all((out - ref).abs().max() < 1e-5 for out in outs)

@@ -17,6 +17,7 @@ Uses two operators that PyTorch's own CPU compiler (inductor) uses for the same 
 from __future__ import annotations
 
 import functools
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,8 @@ from torch import Tensor, nn
 
 from mraa.modules.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 from mraa.modules.fusion import SUBPIXEL_MIN_PIXELS, subpixel_conv
+
+_FIRST_CALL = threading.Lock()  # packing happens on a module's first call, possibly from several threads
 
 
 @functools.cache
@@ -80,8 +83,10 @@ class PackedConv2d(nn.Module):
 
     def _ready(self, x: Tensor) -> Tensor:
         if self._packed is None:
-            self._packed = _pack(self._weight, self.padding, x.shape)
-            self._weight = None
+            with _FIRST_CALL:
+                if self._packed is None:
+                    self._packed = _pack(self._weight, self.padding, x.shape)
+                    self._weight = None
         return self._packed
 
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
@@ -155,14 +160,17 @@ class PackedUpBlock2d(nn.Module):
         self.subpixel: bool | None = None
 
     def _choose(self, x: Tensor) -> None:
-        self.subpixel = x.shape[2] * x.shape[3] >= SUBPIXEL_MIN_PIXELS
-        conv = subpixel_conv(self._conv) if self.subpixel else self._conv
+        subpixel = x.shape[2] * x.shape[3] >= SUBPIXEL_MIN_PIXELS
+        conv = subpixel_conv(self._conv) if subpixel else self._conv
         self.conv = PackedConv2d(conv, "relu", self._dtype)
         self._conv = None
+        self.subpixel = subpixel  # last: other threads go on once it is set
 
     def forward(self, x: Tensor) -> Tensor:
         if self.subpixel is None:
-            self._choose(x)
+            with _FIRST_CALL:
+                if self.subpixel is None:
+                    self._choose(x)
         if not self.subpixel:
             return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
         b, _, h, w = x.shape
