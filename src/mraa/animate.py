@@ -254,15 +254,27 @@ def check_animator_options(
         )
 
 
-def prepack_models(models: MRAAModels, precision: str) -> None:
+def fuse_models(models: MRAAModels) -> None:
+    """Fold the BatchNorms of the inference networks into their convolutions, in place."""
+    fuse_conv_bn(models.region_predictor)
+    fuse_conv_bn(models.generator)
+    if models.bg_predictor.fc is not None:
+        fuse_conv_bn(models.bg_predictor)
+
+
+def prepack_models(models: MRAAModels, precision: str) -> bool:
     """Packed CPU convolutions (:func:`mraa.modules.packed.pack_for_cpu_inference`) in the BN-folded networks:
     the generator (with its flow predictor) in bfloat16 for ``precision="bf16"``, everything else float32 (the
-    region predictor runs outside the autocast in every precision)."""
+    region predictor runs outside the autocast in every precision). False (nothing changed) when this PyTorch
+    build cannot pack."""
+    if not packing_available():
+        return False
     generator_dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     pack_for_cpu_inference(models.region_predictor, torch.float32)
     pack_for_cpu_inference(models.generator, generator_dtype)
     if models.bg_predictor.fc is not None:
         pack_for_cpu_inference(models.bg_predictor, torch.float32)
+    return True
 
 
 def attach_onnx_backend(animator: Animator, backend: str, onnx_dir, size: tuple[int, int] | None = None):
@@ -289,7 +301,7 @@ def attach_onnx_backend(animator: Animator, backend: str, onnx_dir, size: tuple[
     return onnx
 
 
-# About 320 lines: construction, source encoding, rendering and the streaming loop share the fused networks and
+# About 335 lines: construction, source encoding, rendering and the streaming loop share the fused networks and
 # the cached source; the ONNX backend, option checks and background motion are module functions above.
 class Animator:
     """Animate a source image with driving frames.
@@ -339,10 +351,7 @@ class Animator:
         self.models = copy.deepcopy(models) if fuse else models
         self.models.to(self.device).eval()
         if fuse:
-            fuse_conv_bn(self.models.region_predictor)
-            fuse_conv_bn(self.models.generator)
-            if self.models.bg_predictor.fc is not None:
-                fuse_conv_bn(self.models.bg_predictor)
+            fuse_models(self.models)
         self.animate_params = animate_params or AnimateParams()
         if batch_size is None:
             batch_size = DEFAULT_BATCH_SIZES.get(self.device.type, 1)
@@ -359,9 +368,7 @@ class Animator:
         for _, module in self.models.items():
             module.to(memory_format=self.memory_format)
         self.prepacked = prepack and fuse and backend == "torch" and not compile and self.device.type == "cpu"
-        self.prepacked = self.prepacked and packing_available()
-        if self.prepacked:
-            prepack_models(self.models, precision)
+        self.prepacked = self.prepacked and prepack_models(self.models, precision)
         self._generator = torch.compile(self.models.generator) if compile else self.models.generator
         self._onnx = None
         if backend != "torch":
