@@ -320,7 +320,7 @@ class Animator:
             packed CPU path its convolutions stay float32: use ``precision="bf16"`` there).
         prepack: on CPU (with ``fuse``, the torch backend and no compile), run the convolutions with
             oneDNN-prepacked weights, fused activations and sub-pixel upsampling
-            (:mod:`mraa.modules.packed`; same results within float rounding, 1.3-1.5x faster per frame here).
+            (:mod:`mraa.modules.packed`; same results within float rounding; measured in docs/benchmarks.md).
         compile: wrap the generator in ``torch.compile`` (CUDA only: on CPU it was measured slower; the
             first batches are slow while compiling).
         backend: ``torch`` (default) or ``onnxruntime`` (CPU; the networks exported to ONNX by

@@ -41,6 +41,16 @@ def fuse_conv_bn(module: nn.Module) -> nn.Module:
     return module
 
 
+def subpixel_compatible(conv: nn.Conv2d) -> bool:
+    """Whether ``conv`` after nearest x2 upsampling has a sub-pixel form (stride-1, ungrouped 3x3, padding 1)."""
+    return (
+        conv.kernel_size == (3, 3)
+        and tuple(conv.padding) == (1, 1)
+        and conv.stride == (1, 1)
+        and conv.groups == 1
+    )
+
+
 def subpixel_weight(weight: Tensor) -> Tensor:
     """3x3 weight (O, I, 3, 3) of a conv after nearest x2 upsampling -> the 2x2 weight (4 * O, I, 2, 2) of the
     four output phases, phase-major ((py, px) = (0, 0), (0, 1), (1, 0), (1, 1))."""
@@ -59,12 +69,7 @@ def subpixel_conv(conv: nn.Conv2d) -> nn.Conv2d:
     column parity ``px``), a 2x2 convolution of the low-resolution map whose taps are sums of the 3x3 taps;
     phase (py, px) is the output shifted by (py, px). 16 multiply-adds per input pixel and channel pair
     instead of 36."""
-    if (
-        conv.kernel_size != (3, 3)
-        or tuple(conv.padding) != (1, 1)
-        or conv.stride != (1, 1)
-        or conv.groups != 1
-    ):
+    if not subpixel_compatible(conv):
         raise ValueError("the sub-pixel form needs a stride-1, ungrouped 3x3 convolution with padding 1")
     phases = nn.Conv2d(conv.in_channels, 4 * conv.out_channels, kernel_size=2, padding=0)
     phases.to(device=conv.weight.device)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mraa.modules.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
-from mraa.modules.fusion import SUBPIXEL_MIN_PIXELS, subpixel_conv
+from mraa.modules.fusion import SUBPIXEL_MIN_PIXELS, subpixel_compatible, subpixel_conv
 
 _FIRST_CALL = threading.Lock()  # packing happens on a module's first call, possibly from several threads
 
@@ -46,7 +46,7 @@ def packing_available() -> bool:
         return False
 
 
-def _pack(weight: Tensor, padding: tuple[int, int], input_shape) -> Tensor:
+def _pack(weight: Tensor, padding: list[int] | tuple[int, int], input_shape) -> Tensor:
     """``weight`` (O, I, kh, kw) in oneDNN's layout for inputs of ``input_shape`` (any other shape still works)."""
     return torch._C._nn.mkldnn_reorder_conv2d_weight(
         weight.detach().contiguous().to_mkldnn(), list(padding), [1, 1], [1, 1], 1, list(input_shape)
@@ -73,7 +73,7 @@ class PackedConv2d(nn.Module):
             raise ValueError("padding must be given in pixels to pack a convolution")
         self.dtype = dtype
         self.activation = activation
-        self.padding = tuple(conv.padding)
+        self.padding = list(conv.padding)  # the operator's argument form
         self.out_channels = conv.out_channels
         self._weight: Tensor | None = conv.weight.detach().to(dtype)
         bias = conv.bias.detach() if conv.bias is not None else torch.zeros(conv.out_channels)
@@ -94,7 +94,7 @@ class PackedConv2d(nn.Module):
         the activation (only ``none`` is allowed with a residual)."""
         x = x.to(self.dtype)
         packed = self._ready(x)
-        pad = list(self.padding)
+        pad = self.padding
         if residual is None:
             return torch.ops.mkldnn._convolution_pointwise(
                 x, packed, self.bias, pad, [1, 1], [1, 1], 1, self.activation, [None], ""
@@ -151,8 +151,8 @@ class PackedUpBlock2d(nn.Module):
     def __init__(self, block: UpBlock2d, dtype: torch.dtype) -> None:
         super().__init__()
         conv = block.conv
-        if conv.kernel_size != (3, 3) or tuple(conv.padding) != (1, 1):
-            raise ValueError("the sub-pixel form needs a 3x3 convolution with padding 1")
+        if not subpixel_compatible(conv):
+            raise ValueError("the sub-pixel form needs a stride-1, ungrouped 3x3 convolution with padding 1")
         self._conv = conv
         self._dtype = dtype
         self.out_channels = conv.out_channels
@@ -198,9 +198,7 @@ def _packable(block: nn.Module) -> bool:
     """Blocks whose BatchNorms after the conv have been folded (the only ones the packed forms reproduce)."""
     if isinstance(block, ResBlock2d):
         return isinstance(block.norm2, nn.Identity)
-    if isinstance(block, UpBlock2d) and (
-        block.conv.kernel_size != (3, 3) or tuple(block.conv.padding) != (1, 1)
-    ):
+    if isinstance(block, UpBlock2d) and not subpixel_compatible(block.conv):
         return False
     return isinstance(getattr(block, "norm", None), nn.Identity)
 
