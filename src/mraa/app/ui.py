@@ -256,10 +256,7 @@ class _AnimateControls:
                     label="Crop boxes: source (red), driving shots (blue)", interactive=False, height=200,
                     elem_id="crop-preview", elem_classes="mraa-preview",
                 )  # fmt: skip
-                self.result = gr.Video(
-                    label="Result", interactive=False, autoplay=True, loop=True, buttons=["download"],
-                    height=300, elem_id="result-video",
-                )  # fmt: skip
+                self.result = _result_video("Result", "result-video")
                 self.status = gr.Markdown("Choose a mode and press Animate.", elem_id="animate-status")
 
 
@@ -315,6 +312,19 @@ def _shares_table(shares: np.ndarray, title: str) -> str:
     rows.append("|---" * (len(shares) + 1) + "|")
     rows.append("| % of pixels | " + " | ".join(f"{v:.1f}" for v in shares[1:]) + f" | {shares[0]:.1f} |")
     return "\n".join(rows)
+
+
+def _result_video(label: str, elem_id: str) -> gr.Video:
+    """A looping, downloadable result video (the animate and swap tabs)."""
+    return gr.Video(
+        label=label,
+        interactive=False,
+        autoplay=True,
+        loop=True,
+        buttons=["download"],
+        height=300,
+        elem_id=elem_id,
+    )
 
 
 def _threshold_slider(elem_id: str) -> gr.Number:
@@ -422,10 +432,7 @@ class _SwapControls:
                         label="Driving parts, first frame (click to choose)", interactive=False,
                         elem_id="swap-driving",
                     )  # fmt: skip
-                self.result = gr.Video(
-                    label="Swap result", interactive=False, autoplay=True, loop=True, buttons=["download"],
-                    height=300, elem_id="swap-video",
-                )  # fmt: skip
+                self.result = _result_video("Swap result", "swap-video")
                 self.status = gr.Markdown("Choose parts, then press Swap.", elem_id="swap-status")
         self.source_labels = gr.State(None)
         self.driving_labels = gr.State(None)
