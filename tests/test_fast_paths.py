@@ -154,6 +154,25 @@ def test_export_onnx_cli_and_reuse(tiny_cfg, tiny_models, tmp_path, capsys):
     assert (reused.animate(small_source, small_driving, "standard") - torch_small).abs().max() < 1e-4
 
 
+def test_exported_generator_graph(tiny_cfg, tiny_models, tmp_path):
+    """One frame per call, transposed-conv upsampling, no two-branch lerp, the user's models untouched."""
+    _require_onnx()
+    import onnx
+
+    from mraa.export.onnx import export_onnx
+
+    before = {k: v.clone() for k, v in tiny_models.generator.state_dict().items()}
+    export_onnx(tiny_models, (64, 64), tmp_path)
+    graph = onnx.load(str(tmp_path / "generator.onnx")).graph
+    ops = [node.op_type for node in graph.node]
+    assert ops.count("ConvTranspose") == len(tiny_models.generator.up_blocks)
+    assert "Less" not in ops  # lerp exported as previous + occlusion * (warped - previous), no branch test
+    batch = {i.name: i.type.tensor_type.shape.dim[0] for i in graph.input}
+    assert all(d.dim_value == 1 for d in batch.values())
+    after = tiny_models.generator.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
 def test_animate_cli_with_the_onnxruntime_backend(tiny_cfg, tiny_models, tmp_path, capsys):
     _require_onnx()
     import numpy as np

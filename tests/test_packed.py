@@ -10,7 +10,7 @@ from torch import nn
 
 from mraa.animate import Animator
 from mraa.modules.blocks import DownBlock2d, Hourglass, ResBlock2d, SameBlock2d, UpBlock2d
-from mraa.modules.fusion import fuse_conv_bn, subpixel_conv
+from mraa.modules.fusion import TransposedUpBlock2d, fuse_conv_bn, subpixel_conv
 from mraa.modules.packed import (
     PackedConv2d,
     PackedDownBlock2d,
@@ -80,6 +80,19 @@ def test_subpixel_conv_equals_upsample_then_conv():
         expected = ref[:, :, py::2, px::2]
         got = phases[:, 4 * k : 4 * (k + 1), py : py + 6, px : px + 7]
         assert (got - expected).abs().max() < 1e-5, (py, px)
+
+
+def test_transposed_up_block_equals_the_folded_block():
+    torch.manual_seed(0)
+    block = _with_statistics(UpBlock2d(6, 5))
+    x = torch.randn(2, 6, 7, 9)
+    with torch.no_grad():
+        ref = block(x)  # (2, 5, 14, 18)
+        fuse_conv_bn(block)
+        out = TransposedUpBlock2d(block)(x)
+    assert out.shape == ref.shape and (out - ref).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="BN-folded"):
+        TransposedUpBlock2d(_with_statistics(UpBlock2d(6, 5)))
 
 
 def test_hourglass_packs_every_convolution():

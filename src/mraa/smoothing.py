@@ -44,7 +44,8 @@ def encode_affine(affine: Tensor, previous: Tensor | None) -> tuple[Tensor, Tens
         dots = (affine * previous).sum(dim=-2)  # (K, 2) column-wise dot products
         signs = torch.where(dots < 0, -signs, signs)
     aligned = affine * signs.unsqueeze(-2)
-    determinant = aligned[:, 0, 0] * aligned[:, 1, 1] - aligned[:, 0, 1] * aligned[:, 1, 0]  # closed form (MPS)
+    # closed form, so that no linalg op runs on MPS
+    determinant = aligned[:, 0, 0] * aligned[:, 1, 1] - aligned[:, 0, 1] * aligned[:, 1, 0]
     flip = determinant < 0
     signs[:, 1] = torch.where(flip, -signs[:, 1], signs[:, 1])
     aligned = affine * signs.unsqueeze(-2)

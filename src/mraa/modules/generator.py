@@ -84,7 +84,10 @@ class Generator(nn.Module):
         if previous is None:
             return warped * occlusion
         dtype = previous.dtype
-        return torch.lerp(previous, warped.to(dtype), occlusion.to(dtype))
+        warped, occlusion = warped.to(dtype), occlusion.to(dtype)
+        if torch.onnx.is_in_onnx_export():  # ONNX's lerp is two branches and a Where over the whole map
+            return previous + occlusion * (warped - previous)
+        return torch.lerp(previous, warped, occlusion)
 
     def forward(
         self,
