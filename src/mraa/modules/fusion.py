@@ -43,6 +43,16 @@ def fuse_conv_bn(module: nn.Module) -> nn.Module:
     return module
 
 
+# rows of the low-res 2-tap window <- the 3 taps: phase 0 reads (y-1, y) as (w0, w1 + w2); phase 1 (y, y+1)
+# as (w0 + w1, w2); indexed [phase][window row][3x3 tap]
+_PHASE_TAPS = ([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def conv_bias(conv: nn.Conv2d) -> Tensor:
+    """``conv``'s bias, detached (zeros when it has none)."""
+    return conv.bias.detach() if conv.bias is not None else torch.zeros(conv.out_channels)
+
+
 def subpixel_compatible(conv: nn.Conv2d) -> bool:
     """Whether ``conv`` after nearest x2 upsampling has a sub-pixel form (stride-1, ungrouped 3x3, padding 1)."""
     return (
@@ -56,9 +66,7 @@ def subpixel_compatible(conv: nn.Conv2d) -> bool:
 def subpixel_weight(weight: Tensor) -> Tensor:
     """3x3 weight (O, I, 3, 3) of a conv after nearest x2 upsampling -> the 2x2 weight (4 * O, I, 2, 2) of the
     four output phases, phase-major ((py, px) = (0, 0), (0, 1), (1, 0), (1, 1))."""
-    # rows of the low-res 2-tap window <- the 3 taps: phase 0 reads (y-1, y) as (w0, w1 + w2); phase 1 (y, y+1)
-    # as (w0 + w1, w2)
-    taps = weight.new_tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
+    taps = weight.new_tensor(_PHASE_TAPS)
     phases = [torch.einsum("ak,bl,oikl->oiab", taps[py], taps[px], weight) for py in (0, 1) for px in (0, 1)]
     return torch.cat(phases, dim=0)
 
@@ -77,8 +85,7 @@ def subpixel_conv(conv: nn.Conv2d) -> nn.Conv2d:
     phases.to(device=conv.weight.device)
     with torch.no_grad():
         phases.weight.copy_(subpixel_weight(conv.weight.detach().float()))
-        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(conv.out_channels)
-        phases.bias.copy_(bias.float().repeat(4))
+        phases.bias.copy_(conv_bias(conv).float().repeat(4))
     return phases
 
 
@@ -86,9 +93,10 @@ def transposed_subpixel_weight(weight: Tensor) -> Tensor:
     """3x3 weight (O, I, 3, 3) of a conv after nearest x2 upsampling -> the weight (I, O, 4, 4) of the stride-2,
     padding-1 transposed convolution that computes the same map: the sub-pixel form (:func:`subpixel_weight`)
     as one operator, for runtimes without a fast pixel shuffle (the ONNX export)."""
-    # output row r gets input row y through transposed tap t = r - 2y + 1: an even row 2y reads (y - 1, y) at
-    # taps (3, 1), which must carry (w0, w1 + w2); an odd row 2y + 1 reads (y, y + 1) at (2, 0): (w0 + w1, w2)
-    taps = weight.new_tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])  # (4, 3)
+    # output row r gets input row y through transposed tap t = r - 2y + 1: phase 0 (row 2y) reads its window
+    # rows (y - 1, y) at taps (3, 1), phase 1 (row 2y + 1) its rows (y, y + 1) at taps (2, 0)
+    (p0_first, p0_second), (p1_first, p1_second) = _PHASE_TAPS
+    taps = weight.new_tensor([p1_second, p0_second, p1_first, p0_first])  # (4 transposed taps, 3)
     return torch.einsum("ak,bl,oikl->ioab", taps, taps, weight)
 
 
@@ -102,9 +110,8 @@ class TransposedUpBlock2d(nn.Module):
         conv = block.conv
         if not subpixel_compatible(conv) or not isinstance(block.norm, nn.Identity):
             raise ValueError("needs a BN-folded block with a stride-1, ungrouped 3x3 convolution, padding 1")
-        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(conv.out_channels)
         self.weight = nn.Parameter(transposed_subpixel_weight(conv.weight.detach()), requires_grad=False)
-        self.bias = nn.Parameter(bias.clone(), requires_grad=False)
+        self.bias = nn.Parameter(conv_bias(conv).clone(), requires_grad=False)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(F.conv_transpose2d(x, self.weight, self.bias, stride=2, padding=1))

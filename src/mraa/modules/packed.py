@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mraa.modules.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
-from mraa.modules.fusion import SUBPIXEL_MIN_PIXELS, subpixel_compatible, subpixel_conv
+from mraa.modules.fusion import SUBPIXEL_MIN_PIXELS, conv_bias, subpixel_compatible, subpixel_conv
 
 _FIRST_CALL = threading.Lock()  # packing happens on a module's first call, possibly from several threads
 
@@ -76,7 +76,7 @@ class PackedConv2d(nn.Module):
         self.padding = list(conv.padding)  # the operator's argument form
         self.out_channels = conv.out_channels
         self._weight: Tensor | None = conv.weight.detach().to(dtype)
-        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(conv.out_channels)
+        bias = conv_bias(conv)
         # a (frozen) parameter, so that code finding a network's device from its parameters still works
         self.bias = nn.Parameter(bias.to(dtype), requires_grad=False)
         self._packed: Tensor | None = None
