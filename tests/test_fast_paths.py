@@ -7,6 +7,7 @@ import torch
 from mraa.animate import Animator
 from mraa.cli import main
 from mraa.geometry import covar_to_affine, inverse_2x2, region_to_gaussian, symmetric_eig_2x2, warp_image
+from mraa.modules.packed import cpu_bf16_supported
 
 from .conftest import CASE_A, require_case_a
 
@@ -83,18 +84,36 @@ def test_warp_keeps_channels_last():
     assert torch.equal(out, warp_image(image.contiguous(), flow))
 
 
-def test_bf16_and_outer_autocast_on_cpu(tiny_cfg, tiny_models):
+def test_outer_autocast_on_cpu(tiny_cfg, tiny_models):
     source, driving = torch.rand(1, 3, 32, 32), torch.rand(3, 3, 32, 32)
     fp32 = Animator(tiny_models, tiny_cfg.animate_params, config=tiny_cfg)
     assert fp32.batch_size == 1  # the CPU default
+    ref = fp32.animate(source, driving, mode="relative")
+    with torch.autocast("cpu", torch.bfloat16):  # used to crash in region_to_gaussian (inverse in bf16)
+        outer = fp32.animate(source, driving, mode="avd")
+    assert outer.shape == ref.shape
+    assert torch.isfinite(outer).all()
+
+
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has no native bfloat16 convolutions")
+def test_bf16_on_cpu(tiny_cfg, tiny_models):
+    source, driving = torch.rand(1, 3, 32, 32), torch.rand(3, 3, 32, 32)
+    fp32 = Animator(tiny_models, tiny_cfg.animate_params, config=tiny_cfg)
     bf16 = Animator(tiny_models, tiny_cfg.animate_params, config=tiny_cfg, precision="bf16")
     ref = fp32.animate(source, driving, mode="relative")
     out = bf16.animate(source, driving, mode="relative")
-    with torch.autocast("cpu", torch.bfloat16):  # used to crash in region_to_gaussian (inverse in bf16)
-        outer = fp32.animate(source, driving, mode="avd")
-    assert out.dtype == torch.float32 and outer.shape == ref.shape
+    assert out.dtype == torch.float32
     assert 0 < (out - ref).abs().max() < 0.1
-    assert torch.isfinite(outer).all()
+
+
+def test_bf16_refused_on_a_cpu_without_native_bf16(tiny_cfg, tiny_models, monkeypatch):
+    from mraa import animate
+    from mraa.errors import MRAAError
+
+    monkeypatch.setattr(animate, "cpu_bf16_supported", lambda: False)
+    with pytest.raises(MRAAError, match="native bfloat16"):
+        Animator(tiny_models, tiny_cfg.animate_params, config=tiny_cfg, precision="bf16")
+    Animator(tiny_models, tiny_cfg.animate_params, config=tiny_cfg)  # fp32 is unaffected
 
 
 def test_compile_is_cuda_only(tiny_cfg, tiny_models):
@@ -160,17 +179,24 @@ def test_exported_generator_graph(tiny_cfg, tiny_models, tmp_path):
     import onnx
 
     from mraa.export.onnx import export_onnx
+    from mraa.modules.fusion import is_narrow_conv
 
-    before = {k: v.clone() for k, v in tiny_models.generator.state_dict().items()}
+    nets = ("generator", "region_predictor", "avd_network")
+    before = {n: {k: v.clone() for k, v in getattr(tiny_models, n).state_dict().items()} for n in nets}
     export_onnx(tiny_models, (64, 64), tmp_path)
     graph = onnx.load(str(tmp_path / "generator.onnx")).graph
     ops = [node.op_type for node in graph.node]
     assert ops.count("ConvTranspose") == len(tiny_models.generator.up_blocks)
+    # the narrow 7x7 convs (output, occlusion; the mask too with < 7 regions) as a (1, 7) and a (7, 1) conv
+    narrow = sum(is_narrow_conv(m) for m in tiny_models.generator.modules())
+    kernels = [tuple(a.ints) for node in graph.node for a in node.attribute if a.name == "kernel_shape"]
+    assert narrow >= 2 and kernels.count((1, 7)) == kernels.count((7, 1)) == narrow and (7, 7) not in kernels
     assert "Less" not in ops  # lerp exported as previous + occlusion * (warped - previous), no branch test
     batch = {i.name: i.type.tensor_type.shape.dim[0] for i in graph.input}
     assert all(d.dim_value == 1 for d in batch.values())
-    after = tiny_models.generator.state_dict()
-    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    for n in nets:
+        after = getattr(tiny_models, n).state_dict()
+        assert before[n].keys() == after.keys() and all(torch.equal(before[n][k], after[k]) for k in after), n
 
 
 def test_animate_cli_with_the_onnxruntime_backend(tiny_cfg, tiny_models, tmp_path, capsys):
@@ -200,3 +226,14 @@ def test_animate_cli_with_the_onnxruntime_backend(tiny_cfg, tiny_models, tmp_pat
         == 2
     )
     assert "error:" in capsys.readouterr().err
+
+
+def test_training_bf16_refused_on_a_cpu_without_native_bf16(monkeypatch):
+    from mraa.errors import MRAAError
+    from mraa.modules import packed
+    from mraa.training.common import check_amp
+
+    monkeypatch.setattr(packed, "cpu_bf16_supported", lambda: False)
+    with pytest.raises(MRAAError, match="native bfloat16"):
+        check_amp(torch.device("cpu"), "bf16")
+    assert check_amp(torch.device("cpu"), None) is None

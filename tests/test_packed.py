@@ -64,6 +64,8 @@ def test_packed_blocks_equal_eager(make, shape, packed_type):
             out = packed(inp)
             assert out.dtype == torch.float32 and out.shape == ref.shape
             assert (out - ref).abs().max() < 1e-5 * max(1.0, ref.abs().max().item())
+        if not packing_available(torch.bfloat16):
+            return  # an AVX2-only CPU: no native bfloat16 (the Animator refuses bf16 there)
         low = _packed(block, torch.bfloat16)(x)
     assert low.dtype == torch.bfloat16
     assert (low.float() - ref).abs().max() < 0.05 * ref.abs().max()
@@ -141,6 +143,7 @@ def test_animator_packed_path_keeps_case_a_parity():
         assert (out - eager.animate(ref["input/source"], ref["input/driving"], mode=mode)).abs().max() < 1e-4
 
 
+@pytest.mark.skipif(not packing_available(torch.bfloat16), reason="this CPU has no native bfloat16")
 def test_bf16_packed_path_psnr_on_case_a():
     require_case_a()
     ref = torch.load(CASE_A / "io.pt", weights_only=True)

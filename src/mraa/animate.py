@@ -30,8 +30,8 @@ from mraa.geometry import RegionParams, convex_hull_area, inverse_2x2
 from mraa.inputs import DrivingInput, ImageInput, count_frames, driving_tensors, source_tensor
 from mraa.models import MRAAModels
 from mraa.modules import AVDNetwork
-from mraa.modules.fusion import fuse_conv_bn
-from mraa.modules.packed import pack_for_cpu_inference, packing_available
+from mraa.modules.fusion import factor_narrow_convs, fuse_conv_bn
+from mraa.modules.packed import cpu_bf16_supported, pack_for_cpu_inference, packing_available
 from mraa.smoothing import SmoothingSpec, make_smoother
 
 if TYPE_CHECKING:
@@ -245,6 +245,11 @@ def check_animator_options(
         raise MRAAError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
     if precision == "fp16" and device.type != "cuda":
         raise MRAAError("fp16 autocast needs CUDA; use bf16 or fp32 on this device")
+    if precision == "bf16" and device.type == "cpu" and not cpu_bf16_supported():
+        raise MRAAError(
+            "bf16 needs a CPU with native bfloat16 (AVX-512 or AVX-NE-CONVERT); on this one bf16 convolutions "
+            "run ~100x slower than fp32: use fp32"
+        )
     if compile and device.type != "cuda":
         # measured on 2 CPU cores: a 2-minute compile, then 0.65x the speed of eager (docs/benchmarks.md)
         raise MRAAError("compile is CUDA-only: on CPU torch.compile was measured slower than eager mode")
@@ -255,9 +260,10 @@ def check_animator_options(
 
 
 def fuse_models(models: MRAAModels) -> None:
-    """Fold the BatchNorms of the inference networks into their convolutions, in place."""
-    fuse_conv_bn(models.region_predictor)
-    fuse_conv_bn(models.generator)
+    """Fold the BatchNorms of the inference networks into their convolutions and factor their narrow output
+    convolutions (:func:`mraa.modules.fusion.factor_narrow_convs`), in place."""
+    factor_narrow_convs(fuse_conv_bn(models.region_predictor))
+    factor_narrow_convs(fuse_conv_bn(models.generator))
     if models.bg_predictor.fc is not None:
         fuse_conv_bn(models.bg_predictor)
 

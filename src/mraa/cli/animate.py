@@ -112,8 +112,9 @@ def _add_animation_arguments(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=("fp32", "bf16", "fp16"),
         default="fp32",
-        help="generator precision: fp32 (default, matches the official outputs), bf16 autocast (CPU or "
-        "CUDA) or fp16 autocast (CUDA); faster, but outputs differ beyond the parity tolerance",
+        help="generator precision: fp32 (default, matches the official outputs), bf16 autocast (CUDA, or a "
+        "CPU with native bfloat16: AVX-512 or AVX-NE-CONVERT) or fp16 autocast (CUDA); faster, but outputs "
+        "differ beyond the parity tolerance",
     )
     parser.add_argument(
         "--compile", action="store_true", help="torch.compile the generator (CUDA; slow first batch)"

@@ -158,9 +158,10 @@ class AntiAliasInterpolation2d(nn.Module):
         if self.scale == 1.0:
             return x
         out = F.pad(x, (self.ka, self.kb, self.ka, self.kb))
-        out = F.conv2d(out, weight=self.weight, groups=self.groups)
         step = round(1 / self.scale)
-        h, w = out.shape[2:]
+        h, w = x.shape[2:]
         if math.isclose(1 / self.scale, step) and h % step == 0 and w % step == 0:
-            return out[:, :, ::step, ::step]  # same pixels as nearest interpolation, without its overhead
+            # the pixels nearest interpolation keeps (every step-th), computing only those
+            return F.conv2d(out, weight=self.weight, groups=self.groups, stride=step)
+        out = F.conv2d(out, weight=self.weight, groups=self.groups)
         return F.interpolate(out, scale_factor=(self.scale, self.scale), mode="nearest")

@@ -1,6 +1,6 @@
-"""Inference rewrites: BatchNorm folding (an eval-mode BatchNorm after a conv becomes part of that conv) and the
+"""Inference rewrites: BatchNorm folding (an eval-mode BatchNorm after a conv becomes part of that conv), the
 sub-pixel forms of the upsampling blocks (as a 2x2 conv for the packed CPU path, :mod:`mraa.modules.packed`;
-as a transposed conv for the ONNX export)."""
+as a transposed conv for the ONNX export) and the row/column form of the narrow 7x7 output convolutions."""
 
 from __future__ import annotations
 
@@ -40,6 +40,62 @@ def fuse_conv_bn(module: nn.Module) -> nn.Module:
         if isinstance(child, ResBlock2d) and isinstance(child.norm2, nn.BatchNorm2d):
             _fold(child.conv1, child.norm2)
             child.norm2 = nn.Identity()
+    return module
+
+
+# output channels below which a large-kernel conv is factored (:func:`factor_narrow_convs`): blocked CPU kernels
+# (oneDNN, onnxruntime's NCHWc) pad the output channels to the vector width (8 or 16 floats), so a 7x7 conv to
+# 3 channels did 3-5x its arithmetic (measured in docs/benchmarks.md)
+NARROW_OUTPUTS = 8
+
+
+def is_narrow_conv(conv: nn.Module) -> bool:
+    """Whether ``conv`` is a plain conv with fewer than :data:`NARROW_OUTPUTS` outputs and a kernel of at least
+    2 in both directions (stride 1, no dilation, ungrouped, zero padding given in pixels)."""
+    return (
+        type(conv) is nn.Conv2d
+        and conv.out_channels < NARROW_OUTPUTS
+        and min(conv.kernel_size) > 1
+        and conv.stride == (1, 1)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and conv.padding_mode == "zeros"
+        and not isinstance(conv.padding, str)
+    )
+
+
+def row_column_conv(conv: nn.Conv2d) -> nn.Sequential:
+    """``conv`` (O, I, kh, kw) as a 1 x kw conv to O * kh row maps (map ``o * kh + dy`` is output ``o``'s kernel
+    row ``dy`` applied along the row) and a kh x 1 conv with 0/1 weights adding each output's row maps at their
+    row offsets, plus the bias. The same multiply-adds as ``conv`` (plus O * kh * kh * O per pixel) in layers
+    wide enough for vectorised kernels; equal to ``conv`` up to float rounding."""
+    if not is_narrow_conv(conv):
+        raise ValueError(f"needs a stride-1, ungrouped conv with fewer than {NARROW_OUTPUTS} outputs")
+    o, i, kh, kw = conv.weight.shape
+    ph, pw = conv.padding
+    weight = conv.weight.detach()
+    rows = nn.Conv2d(i, o * kh, kernel_size=(1, kw), padding=(0, pw), bias=False)
+    columns = nn.Conv2d(o * kh, o, kernel_size=(kh, 1), padding=(ph, 0))
+    select = torch.zeros(o, o, kh, kh, dtype=weight.dtype, device=weight.device)  # (out, out * row, tap, 1)
+    select[torch.arange(o)[:, None], torch.arange(o)[:, None], torch.arange(kh), torch.arange(kh)] = 1.0
+    rows.to(device=weight.device, dtype=weight.dtype)
+    columns.to(device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        rows.weight.copy_(weight.permute(0, 2, 1, 3).reshape(o * kh, i, 1, kw))
+        columns.weight.copy_(select.reshape(o, o * kh, kh, 1))
+        columns.bias.copy_(conv_bias(conv).to(weight))
+    return nn.Sequential(rows, columns)
+
+
+def factor_narrow_convs(module: nn.Module) -> nn.Module:
+    """Replace, in place, every narrow conv of ``module`` (:func:`is_narrow_conv`: the generator's 7x7 output
+    conv, the flow predictor's occlusion conv, a regression jacobian head) by :func:`row_column_conv`. For
+    inference: the module no longer matches the official state dict. Returns ``module``."""
+    for name, child in list(module.named_children()):
+        if is_narrow_conv(child):
+            setattr(module, name, row_column_conv(child))
+        else:
+            factor_narrow_convs(child)
     return module
 
 

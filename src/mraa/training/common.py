@@ -119,6 +119,14 @@ def check_amp(device: torch.device, amp: str | None) -> str | None:
         raise MRAAError(f"unsupported mixed precision {amp!r} (use bf16)")
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise MRAAError("bf16 autocast requested but this GPU does not support bfloat16")
+    if device.type == "cpu":
+        from mraa.modules.packed import cpu_bf16_supported
+
+        if not cpu_bf16_supported():
+            raise MRAAError(
+                "bf16 autocast needs a CPU with native bfloat16 (AVX-512 or AVX-NE-CONVERT); on this one bf16 "
+                "convolutions run ~100x slower than fp32: train in fp32"
+            )
     if device.type != "cuda":
         log.warning("bf16 autocast on %s: supported, but usually only faster on CUDA", device.type)
     return amp
