@@ -67,3 +67,20 @@ def test_anti_alias_downsampling_keeps_the_nearest_pixels(scale, size):
     blurred = torch.nn.functional.conv2d(padded, module.weight, groups=3)
     ref = torch.nn.functional.interpolate(blurred, scale_factor=(scale, scale), mode="nearest")
     assert (module(x) - ref).abs().max() < 1e-12
+
+
+def test_factored_regression_head_keeps_the_region_params():
+    from mraa.modules.region_predictor import RegionPredictor
+
+    torch.manual_seed(0)
+    rp = RegionPredictor(8, 3, 3, 32, 2, 0.1, estimate_affine=True, scale_factor=0.5, pca_based=False).eval()
+    with torch.no_grad():
+        rp.jacobian.weight.normal_(0, 0.01)  # not the identity start, so the head's output matters
+        x = torch.rand(2, 3, 32, 32)
+        ref = rp(x)
+        factored = factor_narrow_convs(copy.deepcopy(rp))
+        out = factored(x)
+    assert isinstance(factored.jacobian, nn.Sequential)
+    assert isinstance(factored.regions, nn.Sequential)  # 3 regions: narrow as well
+    for key in ("shift", "covar", "affine"):
+        assert (out[key] - ref[key]).abs().max() < 1e-5, key
