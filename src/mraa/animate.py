@@ -30,7 +30,7 @@ from mraa.geometry import RegionParams, convex_hull_area, inverse_2x2
 from mraa.inputs import DrivingInput, ImageInput, count_frames, driving_tensors, source_tensor
 from mraa.models import MRAAModels
 from mraa.modules import AVDNetwork
-from mraa.modules.fusion import factor_narrow_convs, fuse_conv_bn
+from mraa.modules.fusion import fuse_conv_bn, inference_form
 from mraa.modules.packed import cpu_bf16_supported, pack_for_cpu_inference, packing_available
 from mraa.smoothing import SmoothingSpec, make_smoother
 
@@ -260,10 +260,10 @@ def check_animator_options(
 
 
 def fuse_models(models: MRAAModels) -> None:
-    """Fold the BatchNorms of the inference networks into their convolutions and factor their narrow output
-    convolutions (:func:`mraa.modules.fusion.factor_narrow_convs`), in place."""
-    factor_narrow_convs(fuse_conv_bn(models.region_predictor))
-    factor_narrow_convs(fuse_conv_bn(models.generator))
+    """The inference networks in their inference form (:func:`mraa.modules.fusion.inference_form`: BatchNorms
+    folded, narrow output convolutions factored), in place; the background predictor's BatchNorms folded."""
+    inference_form(models.region_predictor)
+    inference_form(models.generator)
     if models.bg_predictor.fc is not None:
         fuse_conv_bn(models.bg_predictor)
 

@@ -61,7 +61,6 @@ def _run_onnx(args: argparse.Namespace, cfg, models) -> int:
     import tempfile
     from pathlib import Path
 
-    from mraa.animate import fuse_conv_bn
     from mraa.config import save_config
     from mraa.errors import MRAAError
     from mraa.export.onnx import GRAPHS, export_onnx
@@ -70,9 +69,7 @@ def _run_onnx(args: argparse.Namespace, cfg, models) -> int:
         import onnx  # noqa: F401  (torch.onnx.export needs it)
     except ImportError as err:
         raise MRAAError("--format onnx needs the onnx package: pip install 'mraa[onnx]'") from err
-    models.eval()
-    fuse_conv_bn(models.region_predictor)
-    fuse_conv_bn(models.generator)
+    models.eval()  # export_onnx folds and rewrites copies of the networks
     size = tuple(cfg.dataset_params.resolved_frame_shape[:2])
     folder = Path(args.output)
     folder.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from mraa.errors import MRAAError
 from mraa.geometry import RegionParams, covar_to_affine, heatmap_to_moments
 from mraa.modules.blocks import UpBlock2d
-from mraa.modules.fusion import TransposedUpBlock2d, factor_narrow_convs, fuse_conv_bn, subpixel_compatible
+from mraa.modules.fusion import TransposedUpBlock2d, inference_form, subpixel_compatible
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +113,11 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
 
 
 def _export_generator(generator: nn.Module) -> nn.Module:
-    """A BN-folded CPU copy of ``generator`` whose decoder upsampling blocks are stride-2 transposed convs
+    """A CPU copy of ``generator`` in its inference form (:func:`mraa.modules.fusion.inference_form`: BNs
+    folded, narrow output convs factored) whose decoder upsampling blocks are stride-2 transposed convs
     (:class:`mraa.modules.fusion.TransposedUpBlock2d`; in onnxruntime a vox256 @256 call took 463-478 ms
-    instead of 497-505 ms with resize + conv) and whose narrow 7x7 output convs are in row/column form
-    (:func:`mraa.modules.fusion.factor_narrow_convs`; docs/benchmarks.md)."""
-    gen = factor_narrow_convs(fuse_conv_bn(copy.deepcopy(generator).cpu().eval()))
+    instead of 497-505 ms with resize + conv; docs/benchmarks.md)."""
+    gen = inference_form(copy.deepcopy(generator).cpu().eval())
     for i, block in enumerate(gen.up_blocks):
         if isinstance(block, UpBlock2d) and subpixel_compatible(block.conv):
             gen.up_blocks[i] = TransposedUpBlock2d(block)
@@ -131,7 +131,7 @@ def export_onnx(models, size: tuple[int, int], folder: str | os.PathLike) -> Pat
     folder.mkdir(parents=True, exist_ok=True)
     gen = _export_generator(models.generator)
     # copies: the caller's networks keep their device and form
-    rp = factor_narrow_convs(fuse_conv_bn(copy.deepcopy(models.region_predictor).cpu().eval()))
+    rp = inference_form(copy.deepcopy(models.region_predictor).cpu().eval())
     avd = copy.deepcopy(models.avd_network).cpu().eval()
     channels = gen.num_channels
     image = torch.rand(2, channels, *size)

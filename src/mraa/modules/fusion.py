@@ -74,16 +74,15 @@ def row_column_conv(conv: nn.Conv2d) -> nn.Sequential:
     o, i, kh, kw = conv.weight.shape
     ph, pw = conv.padding
     weight = conv.weight.detach()
-    rows = nn.Conv2d(i, o * kh, kernel_size=(1, kw), padding=(0, pw), bias=False)
-    columns = nn.Conv2d(o * kh, o, kernel_size=(kh, 1), padding=(ph, 0))
-    select = torch.zeros(o, o, kh, kh, dtype=weight.dtype, device=weight.device)  # (out, out * row, tap, 1)
-    select[torch.arange(o)[:, None], torch.arange(o)[:, None], torch.arange(kh), torch.arange(kh)] = 1.0
-    rows.to(device=weight.device, dtype=weight.dtype)
-    columns.to(device=weight.device, dtype=weight.dtype)
+    like = {"device": weight.device, "dtype": weight.dtype}
+    rows = nn.Conv2d(i, o * kh, kernel_size=(1, kw), padding=(0, pw), bias=False, **like)
+    columns = nn.Conv2d(o * kh, o, kernel_size=(kh, 1), padding=(ph, 0), **like)
+    select = torch.zeros(o, o, kh, kh, **like)  # [out, out of the row map, row, tap]: 1 where row == tap
+    select[range(o), range(o)] = torch.eye(kh, **like)
     with torch.no_grad():
         rows.weight.copy_(weight.permute(0, 2, 1, 3).reshape(o * kh, i, 1, kw))
         columns.weight.copy_(select.reshape(o, o * kh, kh, 1))
-        columns.bias.copy_(conv_bias(conv).to(weight))
+        columns.bias.copy_(conv_bias(conv))
     return nn.Sequential(rows, columns)
 
 
@@ -97,6 +96,12 @@ def factor_narrow_convs(module: nn.Module) -> nn.Module:
         else:
             factor_narrow_convs(child)
     return module
+
+
+def inference_form(module: nn.Module) -> nn.Module:
+    """The inference rewrites every backend uses, in place: BatchNorms folded (:func:`fuse_conv_bn`), then
+    the narrow convs factored (:func:`factor_narrow_convs`). Returns ``module``."""
+    return factor_narrow_convs(fuse_conv_bn(module))
 
 
 # rows of the low-res 2-tap window <- the 3 taps: phase 0 reads (y-1, y) as (w0, w1 + w2); phase 1 (y, y+1)
