@@ -259,7 +259,8 @@ def bf16_psnr(frames: int = 0) -> dict:
     def psnr(out):
         return round(10 * math.log10(1 / float(((out - ref) ** 2).mean())), 2)
 
-    eager = Animator.from_checkpoint(prepack=False)  # packed convolutions stay float32 under an outer autocast
+    # the packed convolutions stay float32 under an outer autocast
+    eager = Animator.from_checkpoint(prepack=False)
     with torch.autocast("cpu", torch.bfloat16):
         outer = eager.animate(source, driving)
     return {

@@ -136,7 +136,8 @@ CASES = {
     "animate-missing-source": (_with(ANIMATE, source=f"{IN}/nope.png"), "source not found"),
     "animate-missing-driving": (_with(ANIMATE, driving=f"{IN}/nope.mp4"), "driving not found"),
     "animate-garbage-source": (_with(ANIMATE, source=f"{IN}/garbage.png"), "cannot read image"),
-    "animate-dir-source": (_with(ANIMATE, source=f"{IN}/emptydir"), "no source images"),  # a folder of sources (batch mode) that holds none
+    # a folder of sources (batch mode) that holds none
+    "animate-dir-source": (_with(ANIMATE, source=f"{IN}/emptydir"), "no source images"),
     "animate-tiny-source": (_with(ANIMATE, source=f"{IN}/tiny.png"), "1x1 pixels"),
     "animate-empty-driving": (_with(ANIMATE, driving=f"{IN}/empty.mp4"), "cannot read video"),
     "animate-text-driving": (_with(ANIMATE, driving=f"{IN}/text.mp4"), "cannot read video"),
