@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: venv  # tests/test_doctests.py runs every docstring example in src/mraa
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -x --durations=10
 
 demo: venv
