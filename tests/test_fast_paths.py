@@ -166,6 +166,12 @@ def test_export_onnx_cli_and_reuse(tiny_cfg, tiny_models, tmp_path, capsys):
         onnx_dir=tmp_path / "onnx",
     )
     assert (reused.animate(source, driving, "relative") - expected).abs().max() < 1e-4
+    from mraa.export.onnx import OnnxBackend
+
+    for session in OnnxBackend(tmp_path / "onnx", pca_based=True).sessions.values():  # pools take turns
+        assert (
+            session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        )
     small_source, small_driving = source[..., :32, :32], driving[..., :32, :32]  # another size: re-exported
     torch_small = Animator(tiny_models, tiny_cfg.animate_params, config=tiny_cfg).animate(
         small_source, small_driving, "standard"

@@ -168,7 +168,7 @@ def _session(path: Path, threads: int | None):
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # the backend's sessions and torch take turns on the same cores: a pool that spins after its run steals
-    # them from the next session (vox256 avd frame 634-697 -> 566-582 ms, 2 cores; docs/benchmarks.md)
+    # them from the next session (vox256 avd, 2 cores: onnxruntime / torch fp32 time 1.04-1.29 -> 0.86-1.13; docs/benchmarks.md)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
