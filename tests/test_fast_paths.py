@@ -7,6 +7,7 @@ import torch
 from mraa.animate import Animator
 from mraa.cli import main
 from mraa.geometry import covar_to_affine, inverse_2x2, region_to_gaussian, symmetric_eig_2x2, warp_image
+from mraa.modules.blocks import UpBlock2d
 from mraa.modules.packed import cpu_bf16_supported
 
 from .conftest import CASE_A, require_case_a
@@ -180,7 +181,7 @@ def test_export_onnx_cli_and_reuse(tiny_cfg, tiny_models, tmp_path, capsys):
 
 
 def test_exported_generator_graph(tiny_cfg, tiny_models, tmp_path):
-    """One frame per call, transposed-conv upsampling, no two-branch lerp, the user's models untouched."""
+    """One frame per call, phase-conv upsampling, no two-branch lerp, the user's models untouched."""
     _require_onnx()
     import onnx
 
@@ -189,10 +190,23 @@ def test_exported_generator_graph(tiny_cfg, tiny_models, tmp_path):
 
     nets = ("generator", "region_predictor", "avd_network")
     before = {n: {k: v.clone() for k, v in getattr(tiny_models, n).state_dict().items()} for n in nets}
+    pixels = []  # input pixels of each upsampling block in one eager frame
+    hooks = [
+        m.register_forward_pre_hook(lambda _, args: pixels.append(args[0].shape[2] * args[0].shape[3]))
+        for m in tiny_models.generator.modules()
+        if isinstance(m, UpBlock2d)
+    ]
+    with torch.no_grad():
+        params = tiny_models.region_predictor(torch.rand(2, 3, 64, 64))
+        tiny_models.generator(torch.rand(1, 3, 64, 64), {k: v[1:] for k, v in params.items()},
+                              {k: v[:1] for k, v in params.items()})  # fmt: skip
+    for hook in hooks:
+        hook.remove()
     export_onnx(tiny_models, (64, 64), tmp_path)
     graph = onnx.load(str(tmp_path / "generator.onnx")).graph
     ops = [node.op_type for node in graph.node]
-    assert ops.count("ConvTranspose") == len(tiny_models.generator.up_blocks)
+    # blocks on maps of >= 16 pixels as four 2x2 convs and one DepthToSpace, none as a transposed conv
+    assert "ConvTranspose" not in ops and ops.count("DepthToSpace") == sum(p >= 16 for p in pixels) >= 3
     # the narrow 7x7 convs (output, occlusion; the mask too with < 7 regions) as a (1, 7) and a (7, 1) conv
     narrow = sum(is_narrow_conv(m) for m in tiny_models.generator.modules())
     kernels = [tuple(a.ints) for node in graph.node for a in node.attribute if a.name == "kernel_shape"]

@@ -10,7 +10,7 @@ from torch import nn
 
 from mraa.animate import Animator
 from mraa.modules.blocks import DownBlock2d, Hourglass, ResBlock2d, SameBlock2d, UpBlock2d
-from mraa.modules.fusion import TransposedUpBlock2d, fuse_conv_bn, subpixel_conv
+from mraa.modules.fusion import PhaseUpBlock2d, fuse_conv_bn, phase_up_blocks, subpixel_conv
 from mraa.modules.packed import (
     PackedConv2d,
     PackedDownBlock2d,
@@ -84,17 +84,32 @@ def test_subpixel_conv_equals_upsample_then_conv():
         assert (got - expected).abs().max() < 1e-5, (py, px)
 
 
-def test_transposed_up_block_equals_the_folded_block():
+def test_phase_up_block_equals_the_folded_block():
     torch.manual_seed(0)
     block = _with_statistics(UpBlock2d(6, 5))
     x = torch.randn(2, 6, 7, 9)
     with torch.no_grad():
         ref = block(x)  # (2, 5, 14, 18)
         fuse_conv_bn(block)
-        out = TransposedUpBlock2d(block)(x)
+        out = PhaseUpBlock2d(block)(x)
     assert out.shape == ref.shape and (out - ref).abs().max() < 1e-5
     with pytest.raises(ValueError, match="BN-folded"):
-        TransposedUpBlock2d(_with_statistics(UpBlock2d(6, 5)))
+        PhaseUpBlock2d(_with_statistics(UpBlock2d(6, 5)))
+
+
+def test_phase_up_blocks_only_on_large_enough_inputs():
+    torch.manual_seed(0)
+    net = nn.Sequential(_with_statistics(UpBlock2d(3, 4)), _with_statistics(UpBlock2d(4, 2)))
+    x = torch.randn(1, 3, 2, 3)  # 6 pixels into the first block, 24 into the second
+    with torch.no_grad():
+        ref = net(x)
+        phase_up_blocks(fuse_conv_bn(net), min_pixels=16)
+        used = []
+        for i, gated in enumerate(net):
+            gated.phases.register_forward_hook(lambda *_, i=i: used.append(i))
+        out = net(x)
+    assert (out - ref).abs().max() < 1e-5
+    assert used == [1]  # the phase form on the 24-pixel input only
 
 
 def test_hourglass_packs_every_convolution():

@@ -32,8 +32,7 @@ from torch import Tensor, nn
 
 from mraa.errors import MRAAError
 from mraa.geometry import RegionParams, covar_to_affine, heatmap_to_moments
-from mraa.modules.blocks import UpBlock2d
-from mraa.modules.fusion import TransposedUpBlock2d, inference_form, subpixel_compatible
+from mraa.modules.fusion import inference_form, phase_up_blocks
 
 log = logging.getLogger(__name__)
 
@@ -112,16 +111,12 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
         )  # fmt: skip
 
 
-def _export_generator(generator: nn.Module) -> nn.Module:
-    """A CPU copy of ``generator`` in its inference form (:func:`mraa.modules.fusion.inference_form`: BNs
-    folded, narrow output convs factored) whose decoder upsampling blocks are stride-2 transposed convs
-    (:class:`mraa.modules.fusion.TransposedUpBlock2d`; in onnxruntime a vox256 @256 call took 463-478 ms
-    instead of 497-505 ms with resize + conv; docs/benchmarks.md)."""
-    gen = inference_form(copy.deepcopy(generator).cpu().eval())
-    for i, block in enumerate(gen.up_blocks):
-        if isinstance(block, UpBlock2d) and subpixel_compatible(block.conv):
-            gen.up_blocks[i] = TransposedUpBlock2d(block)
-    return gen
+def _export_form(module: nn.Module) -> nn.Module:
+    """A CPU copy of ``module`` in its inference form (:func:`mraa.modules.fusion.inference_form`: BNs folded,
+    narrow output convs factored) whose upsampling blocks are four phase convolutions
+    (:func:`mraa.modules.fusion.phase_up_blocks`; in onnxruntime the up blocks of a vox256 @256 generator call
+    took 105 ms of kernel time in this form, 126 ms as stride-2 transposed convolutions; docs/benchmarks.md)."""
+    return phase_up_blocks(inference_form(copy.deepcopy(module).cpu().eval()))
 
 
 def export_onnx(models, size: tuple[int, int], folder: str | os.PathLike) -> Path:
@@ -129,9 +124,8 @@ def export_onnx(models, size: tuple[int, int], folder: str | os.PathLike) -> Pat
     any device; exported on the CPU) at frame ``size`` (H, W) into ``folder``; returns the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    gen = _export_generator(models.generator)
     # copies: the caller's networks keep their device and form
-    rp = inference_form(copy.deepcopy(models.region_predictor).cpu().eval())
+    gen, rp = _export_form(models.generator), _export_form(models.region_predictor)
     avd = copy.deepcopy(models.avd_network).cpu().eval()
     channels = gen.num_channels
     image = torch.rand(2, channels, *size)

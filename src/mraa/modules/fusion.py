@@ -1,6 +1,6 @@
 """Inference rewrites: BatchNorm folding (an eval-mode BatchNorm after a conv becomes part of that conv), the
 sub-pixel forms of the upsampling blocks (as a 2x2 conv for the packed CPU path, :mod:`mraa.modules.packed`;
-as a transposed conv for the ONNX export) and the row/column form of the narrow 7x7 output convolutions."""
+as four phase convolutions for the ONNX export) and the row/column form of the narrow 7x7 output convolutions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mraa.modules.blocks import ResBlock2d
+from mraa.modules.blocks import ResBlock2d, UpBlock2d
 
 # input pixels (H * W) from which the sub-pixel form of an upsampling block is faster (measured: slower at
 # 2x2 inputs, where the 16/9 larger weight dominates; faster from 4x4 up, 1.9-2.2x at 64x64 and 128x128)
@@ -150,29 +150,83 @@ def subpixel_conv(conv: nn.Conv2d) -> nn.Conv2d:
     return phases
 
 
-def transposed_subpixel_weight(weight: Tensor) -> Tensor:
-    """3x3 weight (O, I, 3, 3) of a conv after nearest x2 upsampling -> the weight (I, O, 4, 4) of the stride-2,
-    padding-1 transposed convolution that computes the same map: the sub-pixel form (:func:`subpixel_weight`)
-    as one operator, for runtimes without a fast pixel shuffle (the ONNX export)."""
-    # output row r gets input row y through transposed tap t = r - 2y + 1: phase 0 (row 2y) reads its window
-    # rows (y - 1, y) at taps (3, 1), phase 1 (row 2y + 1) its rows (y, y + 1) at taps (2, 0)
-    (p0_first, p0_second), (p1_first, p1_second) = _PHASE_TAPS
-    taps = weight.new_tensor([p1_second, p0_second, p1_first, p0_first])  # (4 transposed taps, 3)
-    return torch.einsum("ak,bl,oikl->ioab", taps, taps, weight)
+# the four output phases (py, px), phase-major, and the zero padding (left, right, top, bottom) after which
+# phase (py, px)'s 2x2 window at low-res pixel (y, x) covers rows (y - 1 + py, y + py), columns likewise
+PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
+_PHASE_PADS = tuple((1 - px, px, 1 - py, py) for py, px in PHASES)
 
 
-class TransposedUpBlock2d(nn.Module):
-    """A BN-folded :class:`~mraa.modules.blocks.UpBlock2d` (nearest x2, 3x3 conv, ReLU) as one stride-2
-    transposed convolution (4x4 kernel) and ReLU: 16 instead of 36 multiply-adds per input pixel and channel
-    pair, no upsampled copy. Equal to the block up to float rounding."""
+class _PhaseUpsample(torch.autograd.Function):
+    """The four phase convolutions (+ ReLU) of :class:`PhaseUpBlock2d`, interleaved into the x2 map; exported
+    to ONNX as four ``Conv`` (asymmetric ``pads``), ``Relu``, ``Concat`` and ``DepthToSpace`` (DCR)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, bias: Tensor, *weights: Tensor) -> Tensor:
+        b, _, h, w = x.shape
+        out = x.new_empty(b, bias.shape[0], 2 * h, 2 * w)
+        for (py, px), pad, weight in zip(PHASES, _PHASE_PADS, weights, strict=True):
+            out[:, :, py::2, px::2] = F.relu(F.conv2d(F.pad(x, pad), weight, bias))
+        return out
+
+    @staticmethod
+    def symbolic(g, x, bias, *weights):
+        phases = [
+            g.op(
+                "Relu",
+                g.op("Conv", x, weight, bias, kernel_shape_i=[2, 2], pads_i=[top, left, bottom, right]),
+            )
+            for (left, right, top, bottom), weight in zip(_PHASE_PADS, weights, strict=True)
+        ]
+        return g.op("DepthToSpace", g.op("Concat", *phases, axis_i=1), blocksize_i=2, mode_s="DCR")
+
+
+class PhaseUpBlock2d(nn.Module):
+    """A BN-folded :class:`~mraa.modules.blocks.UpBlock2d` (nearest x2, 3x3 conv, ReLU) as its four output
+    phases: 2x2 convolutions of the low-res map (16 instead of 36 multiply-adds per input pixel and channel
+    pair, no upsampled copy), interleaved. For runtimes without a fast strided scatter (the ONNX export: in
+    onnxruntime this beat a stride-2 transposed convolution, docs/benchmarks.md). Equal to the block up to
+    float rounding."""
 
     def __init__(self, block: nn.Module) -> None:
         super().__init__()
         conv = block.conv
         if not subpixel_compatible(conv) or not isinstance(block.norm, nn.Identity):
             raise ValueError("needs a BN-folded block with a stride-1, ungrouped 3x3 convolution, padding 1")
-        self.weight = nn.Parameter(transposed_subpixel_weight(conv.weight.detach()), requires_grad=False)
+        weight = subpixel_weight(conv.weight.detach()).unflatten(0, (4, conv.out_channels))  # (4, O, I, 2, 2)
+        self.weights = nn.ParameterList(nn.Parameter(w.clone(), requires_grad=False) for w in weight)
         self.bias = nn.Parameter(conv_bias(conv).clone(), requires_grad=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(F.conv_transpose2d(x, self.weight, self.bias, stride=2, padding=1))
+        return _PhaseUpsample.apply(x, self.bias, *self.weights)
+
+
+def phase_up_blocks(module: nn.Module, min_pixels: int = SUBPIXEL_MIN_PIXELS) -> nn.Module:
+    """Replace, in place, the BN-folded, sub-pixel compatible :class:`~mraa.modules.blocks.UpBlock2d` of
+    ``module`` by :class:`PhaseUpBlock2d`, each one on its first call and only when its input has at least
+    ``min_pixels`` pixels (on smaller maps the 16/9 larger weight costs more than it saves). For a module
+    whose input size is fixed (an export trace). Returns ``module``."""
+    for name, child in list(module.named_children()):
+        if (
+            type(child) is UpBlock2d
+            and isinstance(child.norm, nn.Identity)
+            and subpixel_compatible(child.conv)
+        ):
+            setattr(module, name, _SizeGatedUpBlock(child, min_pixels))
+        else:
+            phase_up_blocks(child, min_pixels)
+    return module
+
+
+class _SizeGatedUpBlock(nn.Module):
+    """An up block that is its :class:`PhaseUpBlock2d` on inputs of at least ``min_pixels`` pixels."""
+
+    def __init__(self, block: nn.Module, min_pixels: int) -> None:
+        super().__init__()
+        self.block = block
+        self.phases = PhaseUpBlock2d(block)
+        self.min_pixels = min_pixels
+
+    def forward(self, x: Tensor) -> Tensor:
+        if int(x.shape[2]) * int(x.shape[3]) >= self.min_pixels:
+            return self.phases(x)
+        return self.block(x)
