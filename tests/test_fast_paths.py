@@ -205,8 +205,8 @@ def test_exported_generator_graph(tiny_cfg, tiny_models, tmp_path):
     export_onnx(tiny_models, (64, 64), tmp_path)
     graph = onnx.load(str(tmp_path / "generator.onnx")).graph
     ops = [node.op_type for node in graph.node]
-    # blocks on maps of >= 16 pixels as four 2x2 convs and one DepthToSpace, none as a transposed conv
-    assert "ConvTranspose" not in ops and ops.count("DepthToSpace") == sum(p >= 16 for p in pixels) >= 3
+    # blocks on maps of >= 16 pixels as four 2x2 convs and one Col2Im, none as a transposed conv
+    assert "ConvTranspose" not in ops and ops.count("Col2Im") == sum(p >= 16 for p in pixels) >= 3
     # the narrow 7x7 convs (output, occlusion; the mask too with < 7 regions) as a (1, 7) and a (7, 1) conv
     narrow = sum(is_narrow_conv(m) for m in tiny_models.generator.modules())
     kernels = [tuple(a.ints) for node in graph.node for a in node.attribute if a.name == "kernel_shape"]

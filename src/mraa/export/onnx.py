@@ -1,6 +1,6 @@
 """ONNX export of the animation graph and an onnxruntime backend for :class:`mraa.animate.Animator`.
 
-Four graphs, no custom operators (2D ``GridSample``, opset 17; the 2x2 inverse and eigendecomposition are
+Four graphs, no custom operators (2D ``GridSample``, opset 18; the 2x2 inverse and eigendecomposition are
 written in closed form, :func:`mraa.geometry.inverse_2x2` / :func:`mraa.geometry.symmetric_eig_2x2`):
 
 - ``region_predictor.onnx``: ``image`` (B, C, H, W) -> ``shift``, ``covar``, ``affine``, ``heatmap``;
@@ -36,7 +36,7 @@ from mraa.modules.fusion import inference_form, phase_up_blocks
 
 log = logging.getLogger(__name__)
 
-OPSET = 17
+OPSET = 18  # Col2Im (the upsampling interleave, mraa.modules.fusion.PhaseUpBlock2d)
 GRAPHS = ("region_predictor", "source_encoder", "generator", "avd_network")
 
 
