@@ -114,8 +114,8 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
 def _export_form(module: nn.Module) -> nn.Module:
     """A CPU copy of ``module`` in its inference form (:func:`mraa.modules.fusion.inference_form`: BNs folded,
     narrow output convs factored) whose upsampling blocks are four phase convolutions
-    (:func:`mraa.modules.fusion.phase_up_blocks`; in onnxruntime the up blocks of a vox256 @256 generator call
-    took 105 ms of kernel time in this form, 126 ms as stride-2 transposed convolutions; docs/benchmarks.md)."""
+    (:func:`mraa.modules.fusion.phase_up_blocks`; in onnxruntime faster than stride-2 transposed convolutions
+    or resize + conv: docs/benchmarks.md, "onnxruntime")."""
     return phase_up_blocks(inference_form(copy.deepcopy(module).cpu().eval()))
 
 

@@ -107,6 +107,8 @@ def inference_form(module: nn.Module) -> nn.Module:
 # rows of the low-res 2-tap window <- the 3 taps: phase 0 reads (y-1, y) as (w0, w1 + w2); phase 1 (y, y+1)
 # as (w0 + w1, w2); indexed [phase][window row][3x3 tap]
 _PHASE_TAPS = ([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+# the four output phases (row parity py, column parity px) in the order of the sub-pixel forms' channel blocks
+PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
 def conv_bias(conv: nn.Conv2d) -> Tensor:
@@ -128,7 +130,7 @@ def subpixel_weight(weight: Tensor) -> Tensor:
     """3x3 weight (O, I, 3, 3) of a conv after nearest x2 upsampling -> the 2x2 weight (4 * O, I, 2, 2) of the
     four output phases, phase-major ((py, px) = (0, 0), (0, 1), (1, 0), (1, 1))."""
     taps = weight.new_tensor(_PHASE_TAPS)
-    phases = [torch.einsum("ak,bl,oikl->oiab", taps[py], taps[px], weight) for py in (0, 1) for px in (0, 1)]
+    phases = [torch.einsum("ak,bl,oikl->oiab", taps[py], taps[px], weight) for py, px in PHASES]
     return torch.cat(phases, dim=0)
 
 
@@ -150,9 +152,8 @@ def subpixel_conv(conv: nn.Conv2d) -> nn.Conv2d:
     return phases
 
 
-# the four output phases (py, px), phase-major, and the zero padding (left, right, top, bottom) after which
-# phase (py, px)'s 2x2 window at low-res pixel (y, x) covers rows (y - 1 + py, y + py), columns likewise
-PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
+# the zero padding (left, right, top, bottom) after which phase (py, px)'s 2x2 window at low-res pixel (y, x)
+# covers rows (y - 1 + py, y + py), columns likewise
 _PHASE_PADS = tuple((1 - px, px, 1 - py, py) for py, px in PHASES)
 
 
@@ -208,10 +209,10 @@ class PhaseUpBlock2d(nn.Module):
 
 
 def phase_up_blocks(module: nn.Module, min_pixels: int = SUBPIXEL_MIN_PIXELS) -> nn.Module:
-    """Replace, in place, the BN-folded, sub-pixel compatible :class:`~mraa.modules.blocks.UpBlock2d` of
-    ``module`` by :class:`PhaseUpBlock2d`, each one on its first call and only when its input has at least
-    ``min_pixels`` pixels (on smaller maps the 16/9 larger weight costs more than it saves). For a module
-    whose input size is fixed (an export trace). Returns ``module``."""
+    """Wrap, in place, the BN-folded, sub-pixel compatible :class:`~mraa.modules.blocks.UpBlock2d` of ``module``
+    so that each runs as its :class:`PhaseUpBlock2d` on inputs of at least ``min_pixels`` pixels and as itself
+    on smaller ones (where the 16/9 larger weight costs more than it saves). The choice is made in Python on
+    each call, so a trace (the ONNX export) records one form per block. Returns ``module``."""
     for name, child in list(module.named_children()):
         if (
             type(child) is UpBlock2d

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mraa.modules.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
-from mraa.modules.fusion import SUBPIXEL_MIN_PIXELS, conv_bias, subpixel_compatible, subpixel_conv
+from mraa.modules.fusion import PHASES, SUBPIXEL_MIN_PIXELS, conv_bias, subpixel_compatible, subpixel_conv
 
 _FIRST_CALL = threading.Lock()  # packing happens on a module's first call, possibly from several threads
 
@@ -187,10 +187,8 @@ class PackedUpBlock2d(nn.Module):
         phases = phases.permute(0, 2, 3, 1)  # (B, H + 1, W + 1, 4 * C) view
         out = torch.empty(b, c, 2 * h, 2 * w, dtype=phases.dtype, memory_format=torch.channels_last)
         grid = out.permute(0, 2, 3, 1).view(b, h, 2, w, 2, c)  # (B, H, py, W, px, C) view of ``out``
-        for py in (0, 1):
-            for px in (0, 1):
-                k = 2 * py + px
-                grid[:, :, py, :, px, :] = phases[:, py : py + h, px : px + w, k * c : (k + 1) * c]
+        for k, (py, px) in enumerate(PHASES):
+            grid[:, :, py, :, px, :] = phases[:, py : py + h, px : px + w, k * c : (k + 1) * c]
         return out
 
 
