@@ -53,6 +53,12 @@ def test_png_strip_and_folder(tmp_path):
     assert read_video(tmp_path / "folder").shape == (4, 8, 8, 3)
 
 
+def test_read_image_returns_a_writable_array(tmp_path):
+    write_image(tmp_path / "a.png", np.full((6, 5, 3), 7, np.uint8))
+    image = read_image(tmp_path / "a.png")  # torch.from_numpy warns on read-only arrays
+    assert image.flags.writeable and image.shape == (6, 5, 3) and (image == 7).all()
+
+
 def test_errors(tmp_path):
     with pytest.raises(MRAAError, match="not found"):
         read_image(tmp_path / "x.png")

@@ -102,7 +102,7 @@ def pil_to_rgb_uint8(image, name: str = "image", warn: bool = True) -> np.ndarra
         return to_rgb_uint8((array / scale).astype(np.float32), name, warn)
     if image.mode not in ("L", "LA", "RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in image.mode else "RGB")
-    return to_rgb_uint8(np.asarray(image), name, warn)
+    return to_rgb_uint8(np.array(image), name, warn)  # a writable copy (np.asarray of an image is read-only)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
