@@ -126,6 +126,20 @@ def subpixel_compatible(conv: nn.Conv2d) -> bool:
     )
 
 
+def subpixel_pays(x: Tensor, min_pixels: int = SUBPIXEL_MIN_PIXELS) -> bool:
+    """Whether an upsampling block's input ``x`` (B, C, H, W) is large enough for its sub-pixel form to be the
+    faster one (at least ``min_pixels`` pixels)."""
+    return int(x.shape[2]) * int(x.shape[3]) >= min_pixels
+
+
+def folded_subpixel_block(block: nn.Module) -> bool:
+    """Whether ``block`` is an :class:`~mraa.modules.blocks.UpBlock2d` with its BatchNorm folded and a conv that
+    has a sub-pixel form."""
+    return (
+        type(block) is UpBlock2d and isinstance(block.norm, nn.Identity) and subpixel_compatible(block.conv)
+    )
+
+
 def subpixel_weight(weight: Tensor) -> Tensor:
     """3x3 weight (O, I, 3, 3) of a conv after nearest x2 upsampling -> the 2x2 weight (4 * O, I, 2, 2) of the
     four output phases, phase-major ((py, px) = (0, 0), (0, 1), (1, 0), (1, 1))."""
@@ -197,9 +211,9 @@ class PhaseUpBlock2d(nn.Module):
 
     def __init__(self, block: nn.Module) -> None:
         super().__init__()
-        conv = block.conv
-        if not subpixel_compatible(conv) or not isinstance(block.norm, nn.Identity):
+        if not folded_subpixel_block(block):
             raise ValueError("needs a BN-folded block with a stride-1, ungrouped 3x3 convolution, padding 1")
+        conv = block.conv
         weight = subpixel_weight(conv.weight.detach()).unflatten(0, (4, conv.out_channels))  # (4, O, I, 2, 2)
         self.weights = nn.ParameterList(nn.Parameter(w.clone(), requires_grad=False) for w in weight)
         self.bias = nn.Parameter(conv_bias(conv).clone(), requires_grad=False)
@@ -214,11 +228,7 @@ def phase_up_blocks(module: nn.Module, min_pixels: int = SUBPIXEL_MIN_PIXELS) ->
     on smaller ones (where the 16/9 larger weight costs more than it saves). The choice is made in Python on
     each call, so a trace (the ONNX export) records one form per block. Returns ``module``."""
     for name, child in list(module.named_children()):
-        if (
-            type(child) is UpBlock2d
-            and isinstance(child.norm, nn.Identity)
-            and subpixel_compatible(child.conv)
-        ):
+        if folded_subpixel_block(child):
             setattr(module, name, _SizeGatedUpBlock(child, min_pixels))
         else:
             phase_up_blocks(child, min_pixels)
@@ -235,6 +245,6 @@ class _SizeGatedUpBlock(nn.Module):
         self.min_pixels = min_pixels
 
     def forward(self, x: Tensor) -> Tensor:
-        if int(x.shape[2]) * int(x.shape[3]) >= self.min_pixels:
+        if subpixel_pays(x, self.min_pixels):
             return self.phases(x)
         return self.block(x)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mraa.modules.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
-from mraa.modules.fusion import PHASES, SUBPIXEL_MIN_PIXELS, conv_bias, subpixel_compatible, subpixel_conv
+from mraa.modules.fusion import PHASES, conv_bias, subpixel_compatible, subpixel_conv, subpixel_pays
 
 _FIRST_CALL = threading.Lock()  # packing happens on a module's first call, possibly from several threads
 
@@ -168,7 +168,7 @@ class PackedUpBlock2d(nn.Module):
         self.subpixel: bool | None = None
 
     def _choose(self, x: Tensor) -> None:
-        subpixel = x.shape[2] * x.shape[3] >= SUBPIXEL_MIN_PIXELS
+        subpixel = subpixel_pays(x)
         conv = subpixel_conv(self._conv) if subpixel else self._conv
         self.conv = PackedConv2d(conv, "relu", self._dtype)
         self._conv = None
