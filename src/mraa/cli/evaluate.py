@@ -65,7 +65,8 @@ def build_extractors(metrics: set[str], keypoints: str, identity: str):
 def run(args: argparse.Namespace) -> int:
     from mraa.atomic import atomic_write_text
     from mraa.cli.reconstruct import parse_metrics
-    from mraa.evaluation.compare import ROW_FORMATS, evaluate_videos
+    from mraa.evaluation.compare import ROW_FORMATS, evaluate_videos, pair_videos
+    from mraa.evaluation.synthetic_keypoints import open_dataset
     from mraa.safety import check_outputs
 
     metrics = {name.strip().lower() for name in args.metrics.split(",") if name.strip()}
@@ -84,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
             outputs={"--out": args.out},
             nested_ok=True,
         )
+    pair_videos(args.generated, args.reference)  # bad inputs fail before any model loads
+    if args.keypoints == "synthetic" and metrics & {"akd", "mkr"}:
+        open_dataset(args.reference)
     extractors = build_extractors(metrics, args.keypoints, args.identity)
     evaluation = evaluate_videos(args.generated, args.reference, metrics, extractors, progress=not args.quiet)
     if args.out is not None:
