@@ -111,7 +111,9 @@ def test_mismatches_are_clear_errors(clips, capsys, change, message):
 
 def test_bad_arguments(clips, capsys):
     reference = clips / "reference"
-    assert "one video, the other is a folder" in evaluate_error(capsys, reference / "a", reference)
+    assert "a is one video, the other a folder of videos" in evaluate_error(
+        capsys, reference / "a", reference
+    )
     assert "--out must end in .csv or .jsonl" in evaluate_error(
         capsys, reference, reference, "--metrics", "l1", "--out", str(clips / "rows.txt")
     )
@@ -218,3 +220,18 @@ def test_body_done_when(portraits, capsys):
     assert rows["same"]["akd"] == rows["same"]["mkr"] == 0.0 and rows["same"]["akd_euclidean_count"] >= 2 * 8
     assert rows["moved"]["akd"] == pytest.approx(8.0, abs=2.0) and rows["moved"]["mkr"] <= 0.1
     assert "aed" not in rows["same"]
+
+
+def test_png_strips_match_frame_folders(clips, capsys):
+    """`mraa reconstruct --format png --layout prediction` writes one strip per video: a folder of strips is a
+    folder of videos, matched with the reference's frame folders by name."""
+    from mraa.data.video_io import write_image
+
+    strips = clips / "strips"
+    strips.mkdir()
+    for name in ("a", "b"):
+        write_image(
+            strips / f"{name}.png", np.concatenate(list(read_video(clips / "reference" / name)), axis=1)
+        )
+    summary = evaluate(capsys, strips, clips / "reference", "--metrics", "l1")
+    assert summary["num_videos"] == 2 and summary["num_frames"] == 5 and summary["l1"] == 0.0

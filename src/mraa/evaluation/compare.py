@@ -46,13 +46,29 @@ class Pair:
     reference: Path
 
 
-def is_single_video(path: Path) -> bool:
-    """A video file, a png strip, or a folder holding image frames (rather than videos)."""
-    from mraa.data.video_io import IMAGE_SUFFIXES
+def input_kind(path: Path) -> str:
+    """``video`` (a file), ``frames`` (a folder of frames) or ``videos`` (a folder of videos: video files,
+    frame folders, or png strips, i.e. images whose width is a whole multiple > 1 of their height)."""
+    from PIL import Image
+
+    from mraa.data.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
     if not path.is_dir():
-        return True
-    return any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir())
+        return "video"
+    entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+    images = sorted(p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images or any(p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES for p in entries):
+        return "videos"
+    try:
+        with Image.open(images[0]) as first:
+            width, height = first.size
+    except OSError as exc:
+        raise MRAAError(f"cannot read image {images[0]}: {exc}") from exc
+    return (
+        "videos"
+        if images[0].suffix.lower() == ".png" and width > height and width % height == 0
+        else "frames"
+    )
 
 
 def _videos_in(folder: Path) -> dict[str, Path]:
@@ -77,13 +93,13 @@ def pair_videos(generated: Path, reference: Path) -> list[Pair]:
     for label, path in (("--generated", generated), ("--reference", reference)):
         if not path.exists():
             raise MRAAError(f"{label} not found: {path}")
-    single = is_single_video(generated), is_single_video(reference)
-    if single == (True, True):
+    kinds = input_kind(generated), input_kind(reference)
+    if set(kinds) <= {"video", "frames"}:
         return [Pair(output_name(reference.name), generated, reference)]
-    if single != (False, False):
+    if kinds != ("videos", "videos"):
+        single = generated if kinds[0] != "videos" else reference
         raise MRAAError(
-            "give two videos or two folders of videos: "
-            f"{generated if single[0] else reference} is one video, the other is a folder of videos"
+            f"give two videos or two folders of videos: {single} is one video, the other a folder of videos"
         )
     generated_videos, reference_videos = _videos_in(generated), _videos_in(reference)
     if not reference_videos:
