@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def window_clip(photo: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
 
 def real_clips(folder: Path, size: int) -> None:
     """Four clips: each photo panned and zoomed (boxes interpolated linearly over FRAMES frames)."""
+    folder.mkdir(parents=True)
     t = np.linspace(0, 1, FRAMES)[:, None]
     moves = {
         "pan": (np.array([0, 0, 216, 216]), np.array([40, 24, 256, 240])),
@@ -84,25 +86,38 @@ def upscale(folder: Path, out: Path, size: int) -> None:
         )
 
 
+def once(output: Path, step, *args, **kwargs) -> None:
+    """Run ``step`` unless ``output`` exists (a rerun resumes); a failed step leaves no ``output``."""
+    if output.exists():
+        return
+    try:
+        step(*args, **kwargs)
+    except BaseException:
+        shutil.rmtree(output, ignore_errors=True)
+        raise
+
+
 def score(generated: Path, reference: Path, metrics: set[str], extractors: Extractors) -> dict:
     return evaluate_videos(generated, reference, metrics, extractors).summary()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, required=True, help="empty folder for the videos")
+    parser.add_argument(
+        "--work", type=Path, required=True, help="folder for the videos (steps already done there are kept)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    args.work.mkdir(parents=True, exist_ok=False)
+    args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     animator = Animator.from_checkpoint(default_checkpoint(), batch_size=8)
     size = animator.image_size[0]
 
     synth = args.work / "synth64"
-    write_dataset(synth, num_train=1, num_test=24, seed=0, cfg=SynthConfig(size=size, num_frames=FRAMES),
-                  fmt="png", progress=False)  # fmt: skip
-    predictions(animator, synth, args.work / "synth_model")
-    baseline(synth / "test", args.work / "synth_baseline")
+    once(synth, write_dataset, synth, num_train=1, num_test=24, seed=0,
+         cfg=SynthConfig(size=size, num_frames=FRAMES), fmt="png", progress=False)  # fmt: skip
+    once(args.work / "synth_model", predictions, animator, synth, args.work / "synth_model")
+    once(args.work / "synth_baseline", baseline, synth / "test", args.work / "synth_baseline")
     exact = Extractors(synthetic=True)
     table = {"synthetic": {}, "real": {}}
     for name in ("model", "baseline"):
@@ -111,12 +126,18 @@ def main() -> None:
         )
 
     real = args.work / "real"
-    real_clips(real / "test", size)
-    predictions(animator, real, args.work / "real_model")
-    baseline(real / "test", args.work / "real_baseline")
-    upscale(real / "test", args.work / "real_reference256", 256)
+    once(real, real_clips, real / "test", size)
+    once(args.work / "real_model", predictions, animator, real, args.work / "real_model")
+    once(args.work / "real_baseline", baseline, real / "test", args.work / "real_baseline")
+    once(args.work / "real_reference256", upscale, real / "test", args.work / "real_reference256", 256)
     for name in ("model", "baseline"):
-        upscale(args.work / f"real_{name}", args.work / f"real_{name}256", 256)
+        once(
+            args.work / f"real_{name}256",
+            upscale,
+            args.work / f"real_{name}",
+            args.work / f"real_{name}256",
+            256,
+        )
         generated, reference = args.work / f"real_{name}256", args.work / "real_reference256"
         face = Extractors(load_keypoint_extractor("dlib-face"), load_identity_extractor("dlib-face"))
         body = Extractors(load_keypoint_extractor("body"))
