@@ -235,3 +235,17 @@ def test_png_strips_match_frame_folders(clips, capsys):
         )
     summary = evaluate(capsys, strips, clips / "reference", "--metrics", "l1")
     assert summary["num_videos"] == 2 and summary["num_frames"] == 5 and summary["l1"] == 0.0
+
+
+def test_synthetic_keypoints_sub_pixel():
+    """A figure moved 2.5 px right (the mean of 2- and 3-pixel shifts) is found 2.5 px right, within 0.2 px."""
+    from mraa.data.synthetic import render_video
+    from mraa.evaluation.synthetic_keypoints import SyntheticTruth
+
+    frames, parts = render_video(0, 1_000_001, SynthConfig(size=64, num_frames=2), return_parts=True)
+    truth = SyntheticTruth(frames, parts.labels, parts.centers)
+    moved = (np.roll(frames, 2, axis=2).astype(float) + np.roll(frames, 3, axis=2)) / 2
+    offsets = truth.generated_keypoints(moved.round().astype(np.uint8)) - truth.reference_keypoints()
+    assert np.isfinite(offsets).any()
+    assert np.nanmedian(offsets[..., 0]) == pytest.approx(2.5, abs=0.2)
+    assert np.nanmedian(np.abs(offsets[..., 1])) < 0.2

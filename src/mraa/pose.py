@@ -94,8 +94,9 @@ def detector_anchors() -> np.ndarray:
     return np.concatenate(centres).astype(np.float32)
 
 
-def _letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndarray]:
-    """Fit ``image`` (H, W, 3) into a black ``size`` square: (size, size, 3) uint8, scale, (x, y) padding."""
+def _letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit ``image`` (H, W, 3) into a black ``size`` square: (size, size, 3) uint8, the (x, y) scale from
+    image to square pixels and the (x, y) padding."""
     height, width = image.shape[:2]
     scale = size / max(height, width)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
@@ -103,7 +104,6 @@ def _letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndar
     pad = np.array([(size - new_w) // 2, (size - new_h) // 2])
     out = np.zeros((size, size, 3), np.uint8)
     out[pad[1] : pad[1] + new_h, pad[0] : pad[0] + new_w] = resized
-    # the resized image spans (new_w, new_h) pixels for (width, height): per-axis scale
     return out, np.array([new_w / width, new_h / height]), pad
 
 

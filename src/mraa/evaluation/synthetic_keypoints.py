@@ -88,16 +88,12 @@ def match_part(truth: np.ndarray, frame: np.ndarray, mask: np.ndarray, radius: i
         return None
     shift = np.array([offsets[ix], offsets[iy]], dtype=np.float64)
     if best > 0:  # an exact match stays exact; otherwise refine each axis with a parabola
-        shift[0] += _parabola(
-            cost[iy, ix - 1] if ix > 0 else np.inf,
-            best,
-            cost[iy, ix + 1] if ix < len(offsets) - 1 else np.inf,
-        )
-        shift[1] += _parabola(
-            cost[iy - 1, ix] if iy > 0 else np.inf,
-            best,
-            cost[iy + 1, ix] if iy < len(offsets) - 1 else np.inf,
-        )
+        padded = np.pad(cost, 1, constant_values=np.inf)  # neighbours outside the search are unknown
+        y, x = iy + 1, ix + 1
+        shift += [
+            _parabola(padded[y, x - 1], best, padded[y, x + 1]),
+            _parabola(padded[y - 1, x], best, padded[y + 1, x]),
+        ]
     return shift
 
 
