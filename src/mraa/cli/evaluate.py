@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from mraa.errors import MRAAError
+
+log = logging.getLogger(__name__)
 
 KEYPOINT_KINDS = {"face": "dlib-face", "body": "body", "synthetic": None}
 
@@ -92,5 +95,10 @@ def run(args: argparse.Namespace) -> int:
     evaluation = evaluate_videos(args.generated, args.reference, metrics, extractors, progress=not args.quiet)
     if args.out is not None:
         atomic_write_text(args.out, evaluation.rows_text(args.out.suffix.lower()))
-    print(json.dumps(evaluation.summary()))
+    summary = evaluation.summary()
+    for key in ("akd", "mkr", "aed"):
+        if key in summary and summary[key] is None:
+            found = evaluation.identity if key == "aed" else evaluation.keypoints
+            log.warning("%s could not be measured: %s found nothing to compare in the frames", key, found)
+    print(json.dumps(summary))
     return 0
