@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from mraa.atomic import atomic_write_text
+from mraa.atomic import atomic_write_text, remove_stale_temps
 from mraa.data import video_io
 from mraa.data.prepare.chunks import PlannedChunk, plan_chunks, smooth_track, track_main_person
 from mraa.data.prepare.detectors import (
@@ -349,12 +349,8 @@ def _crop_resize(frame: np.ndarray, crop: tuple[int, int, int], size: int) -> np
 
 
 def _remove_partial(folder: Path, name: str) -> None:
-    """Remove temporary files an interrupted writer left for chunk ``name``."""
-    for leftover in folder.glob(f".{_glob_escape(name)}-*"):
-        if leftover.is_dir():
-            shutil.rmtree(leftover, ignore_errors=True)
-        else:
-            leftover.unlink(missing_ok=True)
+    """Remove the marked temporaries an interrupted writer left for chunk ``name`` (see mraa.atomic)."""
+    remove_stale_temps(folder, _glob_escape(name), any_age=True)
 
 
 def _glob_escape(text: str) -> str:
