@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mraa.errors import MRAAError
+
 log = logging.getLogger(__name__)
 
 PROCESS_START = time.time()  # temporary files newer than this may belong to a run started with this one
@@ -156,6 +158,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     Args:
         suffix: the temporary file's suffix (default: ``path``'s own, so writers that choose a format by
             suffix still work).
+
+    Raises:
+        MRAAError: an ``OSError`` while writing (a full disk: "cannot write PATH: No space left on device").
     """
     path = Path(path)
     tmp = temp_file(path.parent, path.stem, path.suffix if suffix is None else suffix)
@@ -164,6 +169,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         yield tmp
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk ("No space left on device"), a read-only folder
+        tmp.unlink(missing_ok=True)
+        raise MRAAError(f"cannot write {path}: {exc.strerror or exc}") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -161,9 +161,9 @@ def config_from_checkpoint(checkpoint: dict[str, Any]) -> MRAAConfig | None:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save`` to a temporary file in the same folder, then rename (a full disk: :class:`MRAAError`)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a file object: ENOSPC stays an OSError
+        torch.save(obj, handle)
     return Path(path)
 
 
@@ -186,7 +186,7 @@ def export_safetensors(
     models: MRAAModels, cfg: MRAAConfig, out_dir: str | os.PathLike, include: tuple[str, ...] = MODEL_KEYS
 ) -> Path:
     """Write ``out_dir/model.safetensors`` (flat ``module.key`` names) and ``out_dir/config.yaml``."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -195,8 +195,8 @@ def export_safetensors(
         for name in include
         for key, value in getattr(models, name).state_dict().items()
     }
-    with atomic_path(out_dir / SAFETENSORS_NAME) as tmp:
-        save_file(flat, tmp, metadata={"format": "mraa", "modules": ",".join(include)})
+    with atomic_path(out_dir / SAFETENSORS_NAME) as tmp:  # bytes written by Python: ENOSPC is an OSError
+        tmp.write_bytes(save(flat, metadata={"format": "mraa", "modules": ",".join(include)}))
         with atomic_path(out_dir / "config.yaml") as tmp_config:
             save_config(cfg, tmp_config)
     return out_dir / SAFETENSORS_NAME

@@ -14,6 +14,7 @@ The run has three phases, each resumable:
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import logging
@@ -472,7 +473,20 @@ def _analyse_task(
         atomic_write_text(cache, json.dumps(analysis))
         return analysis, "", False, ""
     except MRAAError as exc:
+        _raise_if_disk_full(exc, source)
         return None, "unreadable", False, str(exc)
+
+
+def _raise_if_disk_full(exc: MRAAError, source: Path) -> None:
+    """A full disk stops the run (a failing exit, no manifest): it is not one unreadable video."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if getattr(cause, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            break
+        cause = cause.__cause__
+    if cause is None and "no space left on device" not in str(exc).lower():
+        return
+    raise MRAAError(f"disk full (no space left on device) while writing for {source.name}: {exc}") from None
 
 
 def _write_task(
@@ -487,6 +501,7 @@ def _write_task(
     try:
         return write_chunks(source, todo, size, fps, num_frames, progress), ""
     except MRAAError as exc:
+        _raise_if_disk_full(exc, source)
         return 0, str(exc)
 
 
