@@ -521,7 +521,7 @@ def test_stale_temps_are_removed_at_the_next_start(tmp_path):
         path.write_bytes(b"x")
     for path in stale + kept[:-1]:
         os.utime(path, (old, old))
-    lock = lock_temp(tmp_path / ".out-locked00.mp4")  # a writer still at work
+    lock = lock_temp(tmp_path / ".mraa-tmp-out-locked00.mp4")  # a writer still at work
     try:
         check_outputs(outputs={"--output": tmp_path / "out.mp4"})
     finally:
