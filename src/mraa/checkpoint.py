@@ -13,7 +13,7 @@ import logging
 import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -162,9 +162,32 @@ def config_from_checkpoint(checkpoint: dict[str, Any]) -> MRAAConfig | None:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file in the same folder, then rename (a full disk: :class:`MRAAError`)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a file object: ENOSPC stays an OSError
-        torch.save(obj, handle)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        writer = _WriteErrors(handle)
+        try:
+            torch.save(obj, writer)
+        except RuntimeError as exc:  # torch reports a failed write as "unexpected pos ..."
+            if writer.error is None:
+                raise
+            raise writer.error from exc  # the OSError ("No space left on device"): atomic_path words it
     return Path(path)
+
+
+class _WriteErrors:
+    """A binary file wrapper that keeps the ``OSError`` a write raised (torch.save hides it)."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle, self.error = handle, None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
 def save_checkpoint(

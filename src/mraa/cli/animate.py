@@ -220,8 +220,18 @@ def plan_jobs(args: argparse.Namespace) -> tuple[list[Job], bool]:
     if output.suffix and not output.is_dir():
         raise MRAAError(f"{len(sources) * len(drivings)} pairs need --output to be a folder, got {output}")
     output.mkdir(parents=True, exist_ok=True)
+    drivings = _not_outputs(drivings, sources, output)
     jobs = [Job(s, d, output / f"{s.stem}__{d.stem}.mp4") for s in sources for d in drivings]
     return jobs, True
+
+
+def _not_outputs(drivings: list[Path], sources: list[Path], output: Path) -> list[Path]:
+    """The drivings less this batch's own results (``SOURCE__DRIVING.mp4`` and their visualisations in
+    ``output``): a batch writing into its input folder resumes instead of animating its results."""
+    stems = {f"{s.stem}__{d.stem}" for s in sources for d in drivings}
+    names = {f"{stem}.mp4" for stem in stems} | {f"{stem}_visualization.mp4" for stem in stems}
+    folder = output.resolve()
+    return [d for d in drivings if d.name not in names or d.parent.resolve() != folder]
 
 
 def check_jobs(jobs: list[Job], batch: bool, visualize: str | None, extra: dict | None = None) -> None:

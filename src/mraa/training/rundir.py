@@ -72,6 +72,10 @@ def clear_run(log_dir: Path, paths: list[Path]) -> None:
     """Delete a previous run's files and folders (as listed by :func:`check_run_dir`)."""
     if paths:
         log.warning("overwriting the previous run in %s: deleting %d files", log_dir, len(paths))
+    _delete(paths)
+
+
+def _delete(paths: list[Path]) -> None:
     for path in paths:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
@@ -84,9 +88,9 @@ def remove_failed_run(log_dir: Path, mode: str) -> None:
     paths = run_files(log_dir, mode)
     if paths:
         log.warning(
-            "the run failed before its first checkpoint: removing %s", ", ".join(p.name for p in paths)
+            "the run failed before its first checkpoint: removing its %s", ", ".join(p.name for p in paths)
         )
-    clear_run(log_dir, paths)
+    _delete(paths)
 
 
 def lock_run_dir(log_dir: Path) -> int | None:
