@@ -334,7 +334,9 @@ class Animator:
             first batches are slow while compiling).
         backend: ``torch`` (default) or ``onnxruntime`` (CPU; the networks exported to ONNX by
             :func:`mraa.export.onnx.export_onnx` into ``onnx_dir``, or a temporary folder, and run by
-            onnxruntime; needs the ``onnx`` extra). An ``onnx_dir`` that already holds the graphs is reused.
+            onnxruntime; needs the ``onnx`` extra). An ``onnx_dir`` that already holds the graphs is reused
+            when its manifest names these weights and frame size; other graphs are refused
+            (:mod:`mraa.export.manifest`).
         still_background: ``identity`` (official) or ``source`` (the background predictor's output for the
             source and itself; other background motions are applied on top of it). Default: the config's
             ``animate_params.still_background``.
