@@ -209,6 +209,19 @@ def test_app_prunes_only_its_own_runs(files, tmp_path, monkeypatch):
         _service(files, tmp_path / "other")
 
 
+def test_app_folder_never_holds_its_samples(files, tmp_path):
+    import shutil
+
+    from mraa.app import AnimationService, Limits, Samples
+
+    service = _service(files, tmp_path / "work")
+    inside = service.work_dir / "src.png"  # a sample kept in the app's own (prunable) folder
+    shutil.copy(files["source"], inside)
+    with pytest.raises(MRAAError, match="sample .* is inside --work-dir"):
+        AnimationService(service.animator, tmp_path / "work", Limits(), Samples(inside, files["driving"]))
+    assert inside.is_file()
+
+
 def test_app_serves_only_its_own_folder(files, tmp_path):
     pytest.importorskip("gradio")
     import socket
