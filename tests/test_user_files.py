@@ -429,7 +429,11 @@ def test_a_failed_new_run_does_not_block_the_next(files, tmp_path, capsys):
     # 36 / 2 = 18 is not divisible by 2**3: the networks fail at the first step, after config.yaml was written
     assert main(_train_argv(files, log_dir, "dataset_params.frame_shape=[36,36,3]")) != 0
     capsys.readouterr()
-    assert not (log_dir / "config.yaml").exists() and not (log_dir / "metrics.jsonl").exists()
+    assert not log_dir.exists()  # made by the failed run, and left empty: removed
+    log_dir.mkdir()
+    (log_dir / "notes.txt").write_text("the user's")
+    assert main(_train_argv(files, log_dir, "dataset_params.frame_shape=[36,36,3]")) != 0
+    assert sorted(os.listdir(log_dir)) == ["notes.txt"]  # no config.yaml, metrics.jsonl or lock left
     assert check_run_dir(log_dir, ("reconstruction",), resume=False, overwrite=False) == []
 
 

@@ -60,6 +60,7 @@ from mraa.training.rundir import (
     check_run_dir,
     clear_run,
     lock_run_dir,
+    remove_empty_run_dir,
     remove_failed_run,
     run_file_name,
     run_tag,
@@ -209,6 +210,7 @@ def fit(
     plan = check_start(cfg, log_dir, task=task, options=options)
     info = init_distributed(options.device)
     run: RunSetup | None = None
+    failed_new_run = False
     try:
         set_deterministic(options.deterministic)
         amp = check_amp(info.device, options.amp)
@@ -248,11 +250,14 @@ def fit(
         # a new run that failed before its first checkpoint has nothing to resume: its config.yaml and
         # metrics must not block the next run (resumed runs and runs with a checkpoint keep everything)
         if run is not None and info.is_main and not options.resume and run.state.last_checkpoint is None:
-            remove_failed_run(log_dir, task.mode)
+            remove_failed_run(log_dir, task.mode)  # under the lock
+            failed_new_run = True
         raise
     finally:
         if run is not None:
             unlock_run_dir(log_dir, run.lock)
+        if failed_new_run and plan.new_folder:
+            remove_empty_run_dir(log_dir)
         cleanup_distributed(info)
 
 
@@ -263,6 +268,7 @@ class StartPlan:
     start: Path | None
     resume: bool
     stale: list[Path]
+    new_folder: bool = False  # the log folder did not exist before this run
 
 
 def check_start(cfg: MRAAConfig, log_dir: Path, *, task: Task, options: RunOptions) -> StartPlan:
@@ -278,7 +284,7 @@ def check_start(cfg: MRAAConfig, log_dir: Path, *, task: Task, options: RunOptio
         raise MRAAError(
             f"the starting checkpoint {start} belongs to the run in {log_dir} that would be cleared"
         )
-    return StartPlan(start, resume, stale)
+    return StartPlan(start, resume, stale, new_folder=not log_dir.exists())
 
 
 def run_epochs(

@@ -93,6 +93,13 @@ def remove_failed_run(log_dir: Path, mode: str) -> None:
     _delete(paths)
 
 
+def remove_empty_run_dir(log_dir: Path) -> None:
+    """Remove a run folder this run created, if nothing is left in it (``rmdir``: never a file)."""
+    for folder in (log_dir / "train-vis", log_dir / "tensorboard", log_dir):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 def lock_run_dir(log_dir: Path) -> int | None:
     """Take the run folder's advisory lock (``.mraa-train.lock``, ``flock``); None where there is no flock.
 
