@@ -54,7 +54,11 @@ def is_inside(path: PathLike, folder: PathLike) -> bool:
 
 
 def check_outputs(
-    inputs: Paths = (), outputs: Paths = (), clean_temps: bool = True, nested_ok: bool = False
+    inputs: Paths = (),
+    outputs: Paths = (),
+    clean_temps: bool = True,
+    nested_ok: bool = False,
+    overwrite: bool | None = None,
 ) -> None:
     """Refuse outputs that would destroy inputs or each other; then remove stale temporaries of the outputs.
 
@@ -64,10 +68,13 @@ def check_outputs(
         clean_temps: remove the temporaries that interrupted earlier writes of these outputs left
             (see :func:`mraa.atomic.remove_stale_temps`).
         nested_ok: allow outputs inside input folders (for a reader that skips its own outputs).
+        overwrite: False: refuse outputs that exist (the command's ``--overwrite`` was not given);
+            None: the caller decides about existing outputs itself.
 
     Raises:
         MRAAError: an output is an input (or the same file under another name), two outputs are the same
-            file or nested, an output lies inside an input folder, or an input lies inside an output.
+            file or nested, an output lies inside an input folder, an input lies inside an output, or
+            an output exists and ``overwrite`` is False.
     """
     ins = _labelled(inputs, "input")
     outs = _labelled(outputs, "output")
@@ -94,6 +101,12 @@ def check_outputs(
                 )
             if is_inside(a, b) or is_inside(b, a):
                 raise MRAAError(f"{label_a} {a} and {label_b} {b} overlap: one is inside the other")
+    if overwrite is False:
+        existing = [(label, out) for label, out in outs if out.exists() or out.is_symlink()]
+        if existing:
+            label, out = existing[0]
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            raise MRAAError(f"{label} {out} already exists{more}: pass --overwrite to replace it")
     if clean_temps:
         for _, out in outs:
             clean_stale_temps(out)
