@@ -30,6 +30,7 @@ COMMANDS = (
     "prepare",
     "toy",
     "app",
+    "web",
 )
 
 
