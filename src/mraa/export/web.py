@@ -48,6 +48,7 @@ PAGE_DIR = Path(__file__).resolve().parent / "web_page"  # index.html, JavaScrip
 # the onnxruntime-web files the page loads (WebGPU build and WASM build), from the npm package's dist/
 RUNTIME_FILES = (
     "ort.min.mjs",
+    "ort.wasm.min.mjs",
     "ort-wasm-simd-threaded.mjs",
     "ort-wasm-simd-threaded.wasm",
     "ort-wasm-simd-threaded.jsep.mjs",

@@ -113,7 +113,7 @@ async function startLive() {
   const video = $('webcam');
   video.srcObject = stream;
   await video.play();
-  const live = { stream, initial: null, frames: 0, running: true, started: performance.now() };
+  const live = { stream, initial: null, frames: 0, references: 0, running: true, started: performance.now() };
   state.live = live;
   window.mraa.live = live;
   $('reset').disabled = false;
@@ -122,6 +122,7 @@ async function startLive() {
     if (video.readyState >= 2 && state.source) {
       const rgba = fit(video, video.videoWidth, video.videoHeight, engine.width, engine.height, $('crop').value);
       draw($('driving-view'), rgba, engine.width, engine.height);
+      if (live.initial === null) live.references += 1; // this frame becomes the reference
       const out = await engine.animate(state.source, rgba, live.initial, $('mode').value);
       live.initial = out.initial;
       live.frames += 1;
@@ -143,7 +144,7 @@ function stopLive() {
 async function init() {
   const backend = params.get('backend') ?? 'auto';
   status('loading the model...');
-  const engine = await Engine.load(backend);
+  const engine = await Engine.load(backend, Number(params.get('threads') ?? 0));
   state.engine = engine;
   const threads = engine.threads ? `, ${engine.threads} thread${engine.threads > 1 ? 's' : ''}` : '';
   $('backend').textContent = `${engine.backend === 'webgpu' ? 'WebGPU' : 'WASM'}${threads}`;

@@ -1,11 +1,17 @@
 // mraa in the browser: runs the graphs written by `mraa export --format web` with onnxruntime-web.
 // The graph contract is documented once, in docs/web.md (and mraa/export/web.py): every per-frame
 // computation is a graph; this module only moves frames and tensors between them.
-import * as ort from './ort/ort.min.mjs';
-
 const HERE = new URL('./', import.meta.url);
-ort.env.wasm.wasmPaths = new URL('ort/', HERE).href; // the copied runtime files: no CDN, works offline
-ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, 8) : 1;
+let ort = null; // onnxruntime-web: the WebGPU build (ort.min.mjs) or the smaller WASM-only one
+
+async function runtime(backend, threads) {
+  const bundle = backend === 'webgpu' ? 'ort/ort.min.mjs' : 'ort/ort.wasm.min.mjs';
+  ort = await import(new URL(bundle, HERE).href);
+  ort.env.wasm.wasmPaths = new URL('ort/', HERE).href; // the copied runtime files: no CDN, works offline
+  const most = self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, 8) : 1;
+  ort.env.wasm.numThreads = threads ? Math.min(threads, most) : most;
+  return ort;
+}
 
 const PARAMS = ['shift', 'affine', 'covar'];
 
@@ -46,12 +52,14 @@ export function toRGBA(tensor) {
 }
 
 export class Engine {
-  /** Load the manifest and the graphs; backend 'webgpu', 'wasm' or 'auto' (WebGPU when offered). */
-  static async load(backend = 'auto') {
+  /** Load the manifest and the graphs; backend 'webgpu', 'wasm' or 'auto' (WebGPU when offered);
+   * ``threads``: WASM threads (default: one per core, up to 8, when the page is cross-origin isolated). */
+  static async load(backend = 'auto', threads = 0) {
     const manifest = await (await fetch(new URL('manifest.json', HERE))).json();
-    let order = backend === 'auto' ? ((await webgpuAvailable()) ? ['webgpu', 'wasm'] : ['wasm']) : [backend];
+    const order = backend === 'auto' ? ((await webgpuAvailable()) ? ['webgpu', 'wasm'] : ['wasm']) : [backend];
     for (const name of order) {
       try {
+        await runtime(name, threads);
         const sessions = {};
         for (const [graph, path] of Object.entries(manifest.graphs)) {
           sessions[graph] = await ort.InferenceSession.create(new URL(path, HERE).href, {
