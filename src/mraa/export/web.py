@@ -227,5 +227,5 @@ def build_web(
             target = output / path.relative_to(scratch)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
-    log.info("web page for %dx%d frames in %s", *manifest["size"], output)
+    log.debug("web page for %dx%d frames in %s", *manifest["size"], output)
     return output

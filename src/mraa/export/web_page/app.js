@@ -72,7 +72,9 @@ async function animateClicked() {
   status('reading the driving video...');
   const driving = await videoFrames(state.drivingBlob, engine.width, engine.height, $('crop').value);
   status(`animating ${driving.length} frames...`);
+  state.driving = driving;
   state.frames = await animateRGBA(driving, $('mode').value, (rgba, n, ms) => {
+    draw($('driving-view'), driving[n - 1], engine.width, engine.height);
     draw($('result-view'), rgba, engine.width, engine.height);
     showFps(n, ms);
     status(`animating: frame ${n} of ${driving.length}`);
@@ -86,6 +88,7 @@ function playClicked() {
   clearInterval(state.player);
   let i = 0;
   state.player = setInterval(() => {
+    draw($('driving-view'), state.driving[i], engine.width, engine.height);
     draw($('result-view'), frames[i], engine.width, engine.height);
     i = (i + 1) % frames.length;
   }, 40);
