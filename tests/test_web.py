@@ -63,6 +63,7 @@ def test_hull_area_matches_the_python_hull(case):
 
 
 def test_export_web_names_the_setup_step_when_the_runtime_is_missing(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("onnx")
     from mraa.cli import main
 
     monkeypatch.setenv("MRAA_ORT_WEB_DIR", str(tmp_path / "nothing"))
@@ -76,6 +77,7 @@ def test_export_web_names_the_setup_step_when_the_runtime_is_missing(tmp_path, m
 
 
 def test_mraa_web_refuses_a_busy_or_bad_port(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
     from mraa.cli import main
     from mraa.export.web import RUNTIME_FILES
 

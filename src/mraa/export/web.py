@@ -184,7 +184,12 @@ def runtime_version() -> str | None:
 
 
 def check_runtime() -> Path:
-    """The runtime folder, or an MRAAError naming the set-up command when its files are missing."""
+    """The runtime folder, or an MRAAError naming the set-up command when its files (or the onnx package the
+    export needs) are missing."""
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
+    except ImportError as err:
+        raise MRAAError("the browser export needs the onnx package: pip install 'mraa[onnx]'") from err
     folder = runtime_dir()
     missing = [name for name in RUNTIME_FILES if not (folder / name).is_file()]
     if missing:

@@ -66,6 +66,7 @@ function showFps(frames, ms) {
 }
 
 async function animateClicked() {
+  if (!state.source) return status('choose a photo first');
   if (!state.drivingBlob) return status('choose a driving video first');
   stopLive();
   const { engine } = state;
@@ -112,6 +113,7 @@ async function downloadClicked() {
  * reference") is the relative mode's reference. */
 async function startLive() {
   const { engine } = state;
+  if (!state.source) return status('choose a photo first');
   const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
   const video = $('webcam');
   video.srcObject = stream;
