@@ -97,6 +97,35 @@ def test_mraa_web_refuses_a_busy_or_bad_port(capsys, tmp_path, monkeypatch):
     assert not (tmp_path / "cache").exists()  # refused before building anything
 
 
+def test_cached_build_reuses_finished_builds_and_leaves_nothing_of_failed_ones(tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    from mraa.export.web import RUNTIME_FILES
+    from mraa.export.web_serve import MARKER, cached_build
+
+    runtime = tmp_path / "dist"
+    runtime.mkdir()
+    for name in RUNTIME_FILES:
+        (runtime / name).write_text("")
+    monkeypatch.setenv("MRAA_ORT_WEB_DIR", str(runtime))
+    monkeypatch.setenv("MRAA_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+
+    def build(folder):
+        calls.append(folder)
+        (folder / "index.html").write_text("page")
+
+    def broken(folder):
+        (folder / "half.onnx").write_text("")
+        raise RuntimeError("export failed")
+
+    first = cached_build("k1", build)
+    assert cached_build("k1", build) == first and len(calls) == 1
+    assert (first / MARKER).is_file() and (first / "index.html").read_text() == "page"
+    with pytest.raises(RuntimeError):
+        cached_build("k2", broken)
+    assert sorted(p.name for p in (tmp_path / "cache" / "web").iterdir()) == ["k1"]
+
+
 # ----------------------------------------------------------------------------- the built page
 @pytest.fixture(scope="module")
 def page_dir(tmp_path_factory) -> Path:

@@ -8,8 +8,10 @@ async function runtime(backend, threads) {
   const bundle = backend === 'webgpu' ? 'ort/ort.min.mjs' : 'ort/ort.wasm.min.mjs';
   ort = await import(new URL(bundle, HERE).href);
   ort.env.wasm.wasmPaths = new URL('ort/', HERE).href; // the copied runtime files: no CDN, works offline
-  const most = self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, 8) : 1;
-  ort.env.wasm.numThreads = threads ? Math.min(threads, most) : most;
+  // threads need cross-origin isolation; the default is onnxruntime-web's own: half the cores, at most 4
+  const cores = navigator.hardwareConcurrency || 1;
+  const most = self.crossOriginIsolated ? cores : 1;
+  ort.env.wasm.numThreads = Math.min(threads || Math.min(4, Math.ceil(cores / 2)), most);
   return ort;
 }
 
@@ -53,7 +55,7 @@ export function toRGBA(tensor) {
 
 export class Engine {
   /** Load the manifest and the graphs; backend 'webgpu', 'wasm' or 'auto' (WebGPU when offered);
-   * ``threads``: WASM threads (default: one per core, up to 8, when the page is cross-origin isolated). */
+   * ``threads``: WASM threads (default: half the cores, at most 4; 1 without cross-origin isolation). */
   static async load(backend = 'auto', threads = 0) {
     const manifest = await (await fetch(new URL('manifest.json', HERE))).json();
     const order = backend === 'auto' ? ((await webgpuAvailable()) ? ['webgpu', 'wasm'] : ['wasm']) : [backend];
