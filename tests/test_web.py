@@ -196,6 +196,44 @@ def test_the_build_holds_the_contract_and_keeps_other_files(page_dir):
         np.testing.assert_allclose(got, expected[key].numpy(), atol=1e-5)
 
 
+def test_mraa_web_serves_its_cached_build_with_isolation_headers(page_dir, tmp_path):
+    import subprocess
+    import sys
+    import urllib.request
+
+    from mraa.export.web_serve import MARKER, cache_key
+
+    cache = tmp_path / "cache"
+    key = cache_key(DEFAULT_MODEL_DIR / "model.safetensors")  # what `mraa web` computes for the shipped model
+    shutil.copytree(page_dir, cache / "web" / key)  # a finished build: served without exporting again
+    (cache / "web" / key / MARKER).write_text("")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "MRAA_CACHE_DIR": str(cache),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mraa", "web", "--port", str(port)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        lines = [server.stdout.readline() for _ in range(2)]
+        assert lines[0].startswith(f"serving {cache / 'web' / key}") and f"127.0.0.1:{port}" in lines[1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+            assert response.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+            assert b'src="app.js"' in response.read()
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/ort/ort-wasm-simd-threaded.wasm", timeout=10
+        ) as response:
+            assert response.headers["Content-Type"] == "application/wasm"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def _y4m(path: Path, frames: np.ndarray, fps: int = 25) -> Path:
     """A YUV4MPEG2 (4:2:0) clip of RGB frames (T, H, W, 3), for Chromium's fake webcam."""
     rgb = frames.astype(np.float32)
