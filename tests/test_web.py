@@ -45,7 +45,9 @@ def _missing(reason: str) -> None:
 
 
 # ----------------------------------------------------------------------------- no browser needed
-@pytest.mark.parametrize("case", ["random", "duplicates", "collinear", "one point", "a line"])
+@pytest.mark.parametrize(
+    "case", ["random", "duplicates", "collinear", "one point", "a line", "a vertical left edge"]
+)
 def test_hull_area_matches_the_python_hull(case):
     from mraa.export.web import hull_area
 
@@ -59,6 +61,8 @@ def test_hull_area_matches_the_python_hull(case):
         points[:] = points[0]
     elif case == "a line":
         points[:, 1] = 0.5 * points[:, 0]
+    elif case == "a vertical left edge":
+        points[:3] = torch.tensor([[-1.0, 0.2], [-1.0, -0.4], [-1.0, 0.9]])
     assert abs(float(hull_area(points)) - convex_hull_area(points)) < 1e-6
 
 

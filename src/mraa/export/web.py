@@ -66,7 +66,8 @@ def hull_area(points: Tensor) -> Tensor:
     """
     k = points.shape[0]
     index = torch.arange(k)
-    start = torch.argmin(points[:, 0] * 1e6 + points[:, 1])  # leftmost, then lowest
+    x, y = points[:, 0], points[:, 1]
+    start = torch.argmin(torch.where(x == x.min(), y, torch.inf))  # the lowest of the leftmost: a vertex
     current = points[start]
     area = points.new_zeros(())
     done = torch.zeros((), dtype=torch.bool)
