@@ -359,6 +359,27 @@ def test_fake_webcam_drives_live_mode(browser_page):
     assert browser_page.external == []
 
 
+def test_zip_download_holds_the_png_frames(browser_page):
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    data = browser_page.page.evaluate(
+        """async () => {
+          const frames = Array.from({length: 3}, (_, i) => new Uint8ClampedArray(64 * 64 * 4).fill(60 * i + 20));
+          const bytes = new Uint8Array(await (await window.mraa.encodeZip(frames, 64, 64)).arrayBuffer());
+          return btoa(Array.from(bytes, (c) => String.fromCharCode(c)).join(''));
+        }"""
+    )
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(data))) as archive:
+        assert archive.testzip() is None  # the CRCs hold
+        names = archive.namelist()
+        assert names == ["frame_00000.png", "frame_00001.png", "frame_00002.png"]
+        image = np.asarray(Image.open(io.BytesIO(archive.read(names[2]))).convert("RGBA"))
+    assert image.shape == (64, 64, 4) and (image == 140).all()
+
+
 def test_webm_download_decodes(browser_page, tmp_path):
     import av
 
