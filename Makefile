@@ -6,13 +6,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv test demo lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml web/package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test,detect,toy,app,metrics,pose,onnx]'
 	# scenedetect would pull opencv-python 5.x over the headless 4.14 (which has the Haar/HOG detectors)
 	$(PY) -m pip install -q --no-deps scenedetect==0.7.2
+	# the onnxruntime-web files `mraa export --format web` / `mraa web` copy into the page (pinned in web/package-lock.json)
+	@command -v npm >/dev/null || { echo "error: npm not found: install Node.js 18+ and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	npm ci --prefix web --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -28,4 +31,4 @@ lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build *.egg-info src/*.egg-info web/node_modules

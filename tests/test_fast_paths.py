@@ -43,7 +43,7 @@ def test_inverse_2x2_matches_linalg_and_gradcheck():
     assert torch.autograd.gradcheck(inverse_2x2, (x,))
 
 
-def test_symmetric_eig_2x2_matches_lapack_up_to_sign():
+def test_symmetric_eig_2x2_matches_lapack_with_its_signs():
     covar = _covariances()
     u, s = symmetric_eig_2x2(covar)
     ref_u, ref_s, _ = torch.linalg.svd(covar)
@@ -53,14 +53,11 @@ def test_symmetric_eig_2x2_matches_lapack_up_to_sign():
     well = (ref_s[:, 0] - ref_s[:, 1]) > 1e-6 * ref_s[:, 0]  # distinct eigenvalues: eigenvectors defined
     sign = torch.sign((u * ref_u).sum(dim=(-1, -2), keepdim=True))  # LAPACK's U or -U
     assert ((u * sign - ref_u)[well]).abs().max() < 1e-5
-    assert (sign[well] > 0).float().mean() > 0.8  # mostly LAPACK's own signs
+    assert (sign[well] > 0).all()  # LAPACK's own signs (the AVD and the browser's graphs see them)
     affine, _, _ = covar_to_affine(covar.float(), closed_form=True)
     ref_affine, _, _ = covar_to_affine(covar.float())
-    same = torch.minimum(
-        (affine - ref_affine).abs().amax((-1, -2)), (affine + ref_affine).abs().amax((-1, -2))
-    )
     separated = (ref_s[:, 0] - ref_s[:, 1]) > 1e-2 * ref_s[:, 0]  # float32 eigenvectors need a gap
-    assert same[separated].max() < 1e-5
+    assert (affine - ref_affine).abs().amax((-1, -2))[separated].max() < 1e-5
 
 
 def test_geometry_stays_float32_under_autocast():

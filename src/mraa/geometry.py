@@ -95,9 +95,9 @@ def symmetric_eig_2x2(covar: Tensor, eps: float = 1e-12) -> tuple[Tensor, Tensor
     (= their SVD), in float32 with autocast off; exportable to ONNX.
 
     S is sorted in descending order; ``U = [[-cos t, -sin t], [-sin t, cos t]]`` with
-    ``t = atan2(2 b, a - c) / 2`` (and the identity or the axis swap for exactly diagonal ones), the sign
-    convention LAPACK's SVD returns for most matrices (it returns ``-U`` for some; ``-U`` gives the same
-    ``A_S A_D^-1`` after ``revert_axis_swap``)."""
+    ``t = atan2(2 b, a - c) / 2`` (and the identity or the axis swap for exactly diagonal ones), negated
+    where ``b > 0`` and ``a^2 + 2 b^2 < a c``: LAPACK's signs (its first Householder reflection maps
+    ``[a, b]`` to ``[-r, 0]``; the 2x2 bidiagonal step then flips U where ``b > 0`` and ``r^2 < det``)."""
     with torch.autocast(covar.device.type, enabled=False):
         m = _fp32(covar)
         a, b, c = m[..., 0, 0], 0.5 * (m[..., 0, 1] + m[..., 1, 0]), m[..., 1, 1]
@@ -110,6 +110,8 @@ def symmetric_eig_2x2(covar: Tensor, eps: float = 1e-12) -> tuple[Tensor, Tensor
         cos = torch.sqrt((0.5 * (1 + cos2)).clamp(min=0))
         sin = torch.sqrt((0.5 * (1 - cos2)).clamp(min=0)) * torch.where(b < 0, -1.0, 1.0).to(m)
         u = torch.stack([torch.stack([-cos, -sin], -1), torch.stack([-sin, cos], -1)], -2)
+        flip = (b > 0) & (a * a + 2 * b * b < a * c)  # where LAPACK returns -U
+        u = u * torch.where(flip, -1.0, 1.0).to(m)[..., None, None]
         # exactly diagonal matrices: LAPACK returns the identity or the swap [[0, 1], [1, 0]]
         swap = (a < c).to(m.dtype)[..., None, None]
         eye = torch.eye(2, dtype=m.dtype, device=m.device)

@@ -31,6 +31,7 @@ COMMANDS = (
     "prepare",
     "toy",
     "app",
+    "web",
 )
 
 

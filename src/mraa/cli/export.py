@@ -20,10 +20,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", required=True, help="output folder (created if missing)")
     parser.add_argument(
         "--format",
-        choices=("safetensors", "onnx"),
+        choices=("safetensors", "onnx", "web"),
         default="safetensors",
         help="safetensors (default) or onnx: the animation graphs (region predictor, source encoder, "
-        "per-frame generator, AVD) for onnxruntime, plus config.yaml (needs the onnx extra)",
+        "per-frame generator, AVD) for onnxruntime, plus config.yaml (needs the onnx extra); or web: "
+        "a static page that animates in the browser with onnxruntime-web (docs/web.md)",
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace the files a previous export wrote in OUTPUT"
@@ -43,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise MRAAError(f"--output {output} is a file, not a folder")
+    if getattr(args, "format", "safetensors") == "web":
+        return _run_web(args, output)
     check_outputs(
         inputs={"--checkpoint": args.checkpoint, "--config": args.config},
         outputs=export_outputs(output, getattr(args, "format", "safetensors")),
@@ -83,4 +86,29 @@ def _run_onnx(args: argparse.Namespace, cfg, models) -> int:
     # written into a marked scratch folder inside the output and moved in when complete (mraa.export.onnx)
     folder = export_onnx(models, size, args.output, config=cfg, checkpoint=args.checkpoint)
     print(f"wrote {', '.join(g + '.onnx' for g in GRAPHS)} and config.yaml to {folder} ({size[0]}x{size[1]})")
+    return 0
+
+
+def _run_web(args: argparse.Namespace, output) -> int:
+    """Write the browser page (see mraa.export.web): the page, the graphs, the onnxruntime-web files."""
+    from mraa.export.web import PAGE_DIR, WEB_GRAPHS, build_web, check_runtime, load_models
+    from mraa.safety import check_outputs
+
+    check_runtime()  # before the export's seconds: the set-up step most likely missing
+    names = [
+        "manifest.json",
+        *(p.name for p in PAGE_DIR.iterdir()),
+        *(f"models/{g}.onnx" for g in WEB_GRAPHS),
+    ]
+    check_outputs(
+        inputs={"--checkpoint": args.checkpoint, "--config": args.config},
+        outputs={f"--output {name}": output / name for name in names},
+    )
+    models, cfg, mode = load_models(args.checkpoint, args.config)
+    build_web(models, cfg, output, default_mode=mode)
+    h, w = cfg.dataset_params.resolved_frame_shape[:2]
+    print(
+        f"wrote the web page ({h}x{w} model) to {output}: serve it with any static file server "
+        "(WASM threads need the COOP/COEP headers of docs/web.md)"
+    )
     return 0

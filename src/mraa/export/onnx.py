@@ -13,10 +13,11 @@ written in closed form, :func:`mraa.geometry.inverse_2x2` / :func:`mraa.geometry
 - ``avd_network.onnx``: source and driving ``shift`` / ``affine`` -> the AVD's ``shift``, ``affine``,
   ``covar``.
 
-The graph's PCA ``affine`` uses the closed-form eigenvectors, whose signs equal LAPACK's for most matrices
-and are negated for the rest. ``A_S A_D^-1`` after ``revert_axis_swap`` does not change, but the AVD sees the
-signs, so :class:`OnnxBackend` recomputes ``affine`` from ``covar`` with the LAPACK SVD (as the torch path
-and the official code do) to stay within float rounding of the torch backend.
+The graph's PCA ``affine`` uses the closed-form eigenvectors with LAPACK's signs
+(:func:`mraa.geometry.symmetric_eig_2x2`; the AVD sees the signs). :class:`OnnxBackend` still recomputes
+``affine`` from ``covar`` with the LAPACK SVD, as the torch path and the official code do, so the two
+backends agree where the closed form and LAPACK round differently (nearly equal eigenvalues).
+The browser's graphs (:mod:`mraa.export.web`) use the graph's own ``affine``.
 """
 
 from __future__ import annotations
