@@ -15,10 +15,10 @@ log = logging.getLogger(__name__)
 
 FACE_POINTS = list(range(11))  # nose, eyes, ears, mouth (BlazePose order)
 SHOULDERS, HIPS = (11, 12), (23, 24)
-FEET = (27, 28, 29, 30, 31, 32)  # ankles, heels, toes
 VISIBLE = 0.5  # BlazePose visibility above which a landmark counts
 # a head (with hair) is ~3.5 eye-to-mouth distances tall; the eyes sit ~0.5 of it below the crown
 HEAD_PER_EYE_MOUTH = 3.5
+EYES_BELOW_TOP = 0.6  # the eyes are half a head below the crown; 0.6 leaves room for hair piled up
 TORSO_STOP = 0.75  # upper body ends this far from the shoulders to the hips (TED: head to mid-torso)
 
 _DETECTOR: list = []
@@ -43,16 +43,26 @@ def _mean(points: np.ndarray, indices, visible: np.ndarray) -> np.ndarray | None
 
 
 def head_from_landmarks(points: np.ndarray, visible: np.ndarray) -> Box | None:
-    """The head with hair from the face landmarks (eyes and mouth; ears widen it), or None."""
+    """The head with hair from the face landmarks (eyes and mouth give its height; in profile, when the
+    nose is beyond both ears, it reaches half a head behind the ears), or None."""
     eyes, mouth = _mean(points, (2, 5), visible), _mean(points, (9, 10), visible)
     if eyes is None or mouth is None:
         return None
     height = HEAD_PER_EYE_MOUTH * float(np.linalg.norm(mouth - eyes))
     face = points[[i for i in FACE_POINTS if visible[i]]]
-    cx = float((face[:, 0].min() + face[:, 0].max()) / 2)
-    half = max(0.4 * height, float(face[:, 0].max() - face[:, 0].min()) / 2 * 1.2)
-    top = float(eyes[1]) - 0.5 * height
+    x0, x1 = float(face[:, 0].min()) - 0.1 * height, float(face[:, 0].max()) + 0.1 * height
+    ears = [points[i, 0] for i in (7, 8) if visible[i]]
+    if ears and visible[0] and points[0, 0] < min(ears):  # facing left: the back of the head is right
+        x1 = max(x1, max(ears) + 0.5 * height)
+    elif ears and visible[0] and points[0, 0] > max(ears):
+        x0 = min(x0, min(ears) - 0.5 * height)
+    cx, half = (x0 + x1) / 2, max(0.4 * height, (x1 - x0) / 2)
+    top = float(eyes[1]) - EYES_BELOW_TOP * height
     return Box(cx - half, top, cx + half, top + height)
+
+
+def _inside(point: np.ndarray, box: Box) -> bool:
+    return box.x0 <= point[0] <= box.x1 and box.y0 <= point[1] <= box.y1
 
 
 def body_subject(image: np.ndarray, framing: str, face_head: Box | None):
@@ -66,19 +76,25 @@ def body_subject(image: np.ndarray, framing: str, face_head: Box | None):
     if found is None:
         return None
     points, visible = np.asarray(found.points, np.float64), np.asarray(found.visibility) > VISIBLE
-    head = face_head or head_from_landmarks(points, visible)
-    shoulders = _mean(points, SHOULDERS, visible)
+    pose_head = head_from_landmarks(points, visible)
+    head = face_head
+    if head is None or (pose_head is not None and not _inside(points[0], head)):
+        head = pose_head  # no face, or the face box is elsewhere than the body's nose: trust the body
+    shoulders, hips = _mean(points, SHOULDERS, visible), _mean(points, HIPS, visible)
     if head is None or shoulders is None:
         return None
+    if framing == "full_body":
+        if hips is None:
+            return None  # too little of the body seen: the proportions from the head know as much
+        # every landmark, seen or not: BlazePose places hidden or out-of-frame legs and feet where the
+        # body implies them, so a figure cut by the border asks for a crop past it (then given up)
+        person = Box(min(float(points[:, 0].min()), head.x0), head.y0,
+                     max(float(points[:, 0].max()), head.x1), max(float(points[:, 1].max()), head.y1))  # fmt: skip
+        return Subject(person, full_body_box(person), "pose", head)
     seen = points[visible]
     person = Box(min(float(seen[:, 0].min()), head.x0), head.y0,
                  max(float(seen[:, 0].max()), head.x1), max(float(seen[:, 1].max()), head.y1))  # fmt: skip
-    if framing == "full_body":
-        if _mean(points, FEET, visible) is None:
-            return None  # feet not seen: the proportions from the head know as much
-        return Subject(person, full_body_box(person), "pose", head)
     crop = head_rule_box(head, UPPER_RULE)
-    hips = _mean(points, HIPS, visible)
     if hips is not None and hips[1] > shoulders[1]:
         stop = shoulders[1] + TORSO_STOP * (hips[1] - shoulders[1])
         side = float(np.clip(stop - crop.y0, 2.8 * head.height, 4.5 * head.height))

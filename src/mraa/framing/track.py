@@ -156,22 +156,22 @@ def _sides(box: Box, width: int, height: int) -> set[str]:
 
 
 def _leaving_messages(track: DrivingTrack, start: int, end: int) -> list[str]:
-    """One warning when the tracked subject really leaves the frame: its detected box comes to touch a side
-    it did not touch when first seen in the shot (moving out), or it is lost for the shot's last fifth
-    after being seen. A face that fills the frame from the start touches the sides all along: no warning."""
-    seen = [(i, b) for i, b in enumerate(track.subjects[start:end]) if b is not None]
+    """One warning when the tracked subject really leaves the frame: its head (else its detected box) ends
+    the shot touching a side of the frame it did not touch when first seen (in the last two looks), or it
+    is lost for the shot's last fifth after being seen. A face that fills the frame touches the same sides
+    all along, and one jittery detection touching a side does not count: no warning."""
+    boxes = [h if h is not None else s for h, s in zip(track.heads[start:end], track.subjects[start:end])]
+    seen = [(i, b) for i, b in enumerate(boxes) if b is not None]
     if not seen:
         return []
-    first = _sides(seen[0][1], track.width, track.height)
-    touched: dict[str, int] = {}
-    for i, box in seen[1:]:
-        for side in _sides(box, track.width, track.height) - first:
-            touched[side] = touched.get(side, 0) + 1
-        new = [side for side, count in touched.items() if count >= 2]  # twice: not one jittery detection
-        if new:
-            return [f"the subject reaches the {min(new)} edge of the frame around driving frame {start + i}: "
-                    "it may be leaving, and the crop may cut it off"]  # fmt: skip
     length = end - start
     if seen[-1][0] < length - max(5, length // 5):
         return [f"the subject is lost after driving frame {start + seen[-1][0]}: it may have left the frame"]
+    first = _sides(seen[0][1], track.width, track.height)
+    if len(seen) >= 3:
+        ends = [_sides(b, track.width, track.height) - first for _, b in seen[-2:]]
+        new = ends[0] & ends[1]
+        if new:
+            return [f"the subject reaches the {min(new)} edge of the frame around driving frame "
+                    f"{start + seen[-2][0]}: it may be leaving, and the crop may cut it off"]  # fmt: skip
     return []
