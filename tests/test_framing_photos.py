@@ -178,3 +178,30 @@ def test_auto_does_not_squash_a_portrait(photos, tmp_path):
     assert options is not None and options.crop == "center" and not center
     framed = frame_source(photos["astronaut_portrait.jpg"], "center")
     assert contains(framed.box, HEADS["astronaut_portrait.jpg"]) and framed.box.y0 == 0
+
+
+def test_shipped_model_defaults_on_a_portrait_photo(photos, tmp_path, capsys):
+    """With the shipped model and the CLI defaults (--crop auto), a portrait photo is centre-cropped around its head (not
+    squashed) and animated in relative mode; the shipped sample keeps avd."""
+    from mraa.animate import DEFAULT_MODEL_DIR, Animator
+    from mraa.cli import main
+    from mraa.data.video_io import probe_video, write_video
+    from mraa.framing import default_mode_for, prepare_framing
+
+    portrait = photos["astronaut_portrait.jpg"]
+    driving = tmp_path / "nod.mp4"
+    write_video(driving, [np.roll(portrait, (0, 3 * i), (0, 1)) for i in range(4)], fps=10)
+    animator = Animator.from_checkpoint()
+    assert animator.shipped_model and animator.default_mode() == "avd"
+    assert default_mode_for(animator, DEFAULT_MODEL_DIR / "source.png") == "avd"
+    assert default_mode_for(animator, PHOTOS / "astronaut_portrait.jpg") == "relative"
+    framed, center = prepare_framing(animator, PHOTOS / "astronaut_portrait.jpg", str(driving), "auto")
+    assert framed is not None and framed.crop == "center"
+    expected = crop_resize(portrait, frame_source(portrait, "center").box, (64, 64))
+    assert np.array_equal(framed.source_crop, expected)  # the head-keeping square, not the squashed photo
+    out = tmp_path / "out.mp4"
+    argv = ["animate", "--source", str(PHOTOS / "astronaut_portrait.jpg"), "--driving", str(driving),
+            "--output", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "mode: relative (default for a photo)" in capsys.readouterr().out
+    assert probe_video(out).num_frames == 4

@@ -43,6 +43,7 @@ from mraa.framing.boxes import (
     place_box,
 )
 from mraa.framing.composite import (
+    FEATHER,
     Compositor,
     crop_resize,
     even_size,
@@ -80,6 +81,8 @@ from mraa.framing.run import (
     best_frame,
     best_frame_batches,
     crop_option,
+    default_mode_for,
+    is_shipped_sample,
     needs_framing,
     normalized_shifts,
     prepare_framing,
@@ -95,10 +98,10 @@ from mraa.framing.track import (
 )
 
 __all__ = [
-    "CROP_CHOICES", "CUT_THRESHOLD", "DETECT_SIZE", "FACE_RULE", "FITS", "FRAMINGS", "PASTE_MODES",
+    "CROP_CHOICES", "CUT_THRESHOLD", "FEATHER", "DETECT_SIZE", "FACE_RULE", "FITS", "FRAMINGS", "PASTE_MODES",
     "SYNTHETIC_MODEL_NOTE", "UPPER_RULE", "Compositor", "CropPlan", "DrivingFraming", "DrivingTrack",
     "FramedRun", "FramingOptions", "FramingRule", "SourceFraming", "Subject", "animator_framing",
-    "best_frame", "best_frame_batches", "center_box", "check_framing", "crop_option", "crop_resize",
+    "best_frame", "best_frame_batches", "center_box", "check_framing", "crop_option", "crop_resize", "default_mode_for", "is_shipped_sample",
     "detect_faces", "detect_foreground", "detect_people", "draw_crop_preview", "even_size", "feather_mask",
     "find_subject", "fit_box", "frame_driving", "frame_driving_file", "frame_driving_frames", "frame_source",
     "framed_frames", "framing_from_crop", "head_from_face", "heatmap_masks", "needs_framing",

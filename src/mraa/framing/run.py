@@ -209,6 +209,32 @@ def source_size(source) -> tuple[int, int] | None:
     return None
 
 
+def is_shipped_sample(source) -> bool:
+    """Whether ``source`` is the sample image shipped with the default model (a path to it)."""
+    from pathlib import Path
+
+    from mraa.animate import DEFAULT_MODEL_DIR
+
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    return Path(source).resolve() == (DEFAULT_MODEL_DIR / "source.png").resolve()
+
+
+def default_mode_for(animator, source=None) -> str:
+    """The mode to use when none is given: the model's (:meth:`~mraa.animate.Animator.default_mode`),
+    except that the shipped synthetic-figure model animates a photo in ``relative`` mode: on real photos
+    its AVD network punches dark holes from the first frame, while relative mode degrades gradually
+    (benchmarks/photo_defaults.py; docs/framing.md). Its own sample, and pictures already at its 64x64
+    size (the synthetic figures ``mraa synth`` renders), keep ``avd``."""
+    mode = animator.default_mode()
+    if mode != "avd" or not getattr(animator, "shipped_model", False) or is_shipped_sample(source):
+        return mode
+    size = source_size(source)
+    if size is None or tuple(size) == tuple(animator.image_size[::-1]):
+        return mode  # not a path or array (a tensor, an encoded source), or a render at the model's size
+    return "relative"
+
+
 def _center_cuts_head(animator, source) -> bool:
     """Whether the plain centred crop of a source path/array would cut its head (a face is found and the
     head-keeping centre crop differs), so the run needs :class:`FramedRun` for ``center``."""
@@ -230,7 +256,7 @@ def needs_framing(
     frame, a preview, a centre crop that must move to keep the head), else None and whether to centre-crop
     (which plain resizing does by itself). ``source`` (a path or array, optional): with ``auto`` and a
     model without a framing, a source that is not square is centre-cropped rather than squashed."""
-    paste = "box" if paste_back is True else (paste_back or None)
+    paste = "regions" if paste_back is True else (paste_back or None)
     size = parse_output_size(output_size) if isinstance(output_size, str) else output_size
     options = FramingOptions(crop_option(crop), paste, size, best_frame)
     model_framing = animator_framing(animator)
