@@ -114,6 +114,8 @@ class CropPlan:
                 "box": box(self.source.box),
                 "how": self.source.how,
                 "subject": box(self.source.subject),
+                "head": box(self.source.head),
+                "fit": self.source.fit,
             },  # fmt: skip
             "driving": {
                 "size": list(self.driving_size),
