@@ -32,6 +32,7 @@ UPPER_RULE = FramingRule(side=3.6, headroom=0.25)
 FULL_MARGIN = 0.05  # TaiChi: crop_taichi.py's --increase 0.05 on each side of the person box
 HEADROOM = 0.15  # the least room kept above the head's top, in head heights, when the crop must give way
 SIDE_ROOM = 0.1  # and beside it, in head widths
+MIN_SIDE = 32.0  # the smallest crop (pixels): a tinier one is only blown up into a blur
 HEADS_PER_PERSON = 7.5  # an adult standing is ~7.5 heads tall (the artists' canon)
 # a Haar face box runs from the eyebrows to the chin; the whole head with hair around it, in Haar heights
 # (top) / widths (sides), measured on the labelled photos in tests/data/photos (docs/framing.md)
@@ -195,7 +196,7 @@ def place_box(ideal: Box, head: Box | None, width: int, height: int, aspect: flo
         room = room.clip(width, height)
     need = max(room.height, room.width / aspect)
     limit = min(float(height), width / aspect)
-    h = max(h, need)
+    h = max(h, need, min(limit, MIN_SIDE))
     fit = "inside"
     if h > limit + 0.5:
         fit = "lower part given up" if need <= limit else "padded"
