@@ -54,6 +54,17 @@ def test_every_framing_keeps_the_labelled_head(photos, name, crop):
     assert framed.how != "center" or crop == "center", framed.messages  # a subject was found
 
 
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_without_body_landmarks_every_framing_keeps_the_head(photos, name, monkeypatch):
+    """The fallback when the pose extra is missing or finds no one: face box + body proportions."""
+    from mraa.framing import body
+
+    monkeypatch.setattr(body, "_landmarks", lambda image: None)
+    for crop in ("face", "upper_body", "full_body"):
+        framed = frame_source(photos[name], crop)
+        assert framed.how != "pose" and contains(framed.box, HEADS[name]), (crop, framed)
+
+
 def test_crop_preview_shows_the_head_inside_the_source_box(photos):
     """The preview's red rectangle is drawn where the source box is, and the labelled head is inside it."""
     name = "astronaut_portrait.jpg"
