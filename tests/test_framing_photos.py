@@ -79,6 +79,10 @@ def test_crop_preview_shows_the_head_inside_the_source_box(photos):
     assert red[max(0, y0 - 2) : y0 + 3, (x0 + x1) // 2].any()  # its top
     head = HEADS[name]
     assert x0 <= head.x0 * scale and y0 <= head.y0 * scale and x1 >= head.x1 * scale
+    # the head the crop keeps is outlined in white inside the red box
+    hx0, hy0, hx1, hy1 = (round(v * scale) for v in plan.source.head)
+    white = preview.min(axis=2) > 240
+    assert white[(hy0 + hy1) // 2, max(0, hx0 - 1) : hx0 + 2].any() and x0 <= hx0 and hx1 <= x1
 
 
 # ----------------------------------------------------------------------------- box rules

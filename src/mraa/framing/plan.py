@@ -165,7 +165,8 @@ def plan_crops(
 
 
 def draw_crop_preview(plan: CropPlan, source: np.ndarray, height: int = 256) -> np.ndarray:
-    """The source and a few driving frames side by side, each with its crop box drawn (uint8 image)."""
+    """The source and a few driving frames side by side, each with its crop box drawn (uint8 image); on the
+    source, the head the crop keeps whole is outlined in white."""
     from PIL import Image, ImageDraw
 
     panels = [(source, plan.source.box, (255, 64, 64))]
@@ -177,6 +178,8 @@ def draw_crop_preview(plan: CropPlan, source: np.ndarray, height: int = 256) -> 
         scale = height / image.shape[0]
         shown = Image.fromarray(image).resize((max(1, round(image.shape[1] * scale)), height), Image.BILINEAR)
         draw = ImageDraw.Draw(shown)
+        if not images and plan.source.head is not None:  # the source panel
+            draw.rectangle([v * scale for v in plan.source.head], outline=(255, 255, 255), width=1)
         draw.rectangle([v * scale for v in box], outline=color, width=max(2, height // 128))
         images.append(np.asarray(shown))
     gap = np.full((height, 4, 3), 255, np.uint8)
