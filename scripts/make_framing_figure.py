@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""docs/images/framing.png: crop and paste-back on a real photo (the public-domain NASA astronaut portrait).
+"""docs/images/framing.png: crop and paste-back on a real photo (the public-domain NASA astronaut portrait,
+3:4, tests/data/photos/astronaut_portrait.jpg).
 
-The driving video is the photo itself, moved and turned a little; the model is the one shipped with mraa.
+The driving video is the photo itself, moved and turned a little about the head; the model is the one shipped
+with mraa; the paste-back mask is the feathered box narrowed by the region heatmaps (``--paste-back``).
 Run from the repository root: ``python scripts/make_framing_figure.py [--output docs/images/framing.png]``.
 """
 
@@ -15,11 +17,13 @@ from PIL import Image, ImageDraw
 
 from mraa.animate import Animator
 from mraa.data.video_io import read_image, write_image
-from mraa.framing import Compositor, crop_resize, plan_crops
+from mraa.framing import Compositor, crop_resize, heatmap_masks, plan_crops
+from mraa.inputs import uint8_to_batch
 from mraa.visualize import tensor_to_uint8, uint8_to_tensor
 
 ROOT = Path(__file__).resolve().parents[1]
-PHOTO = ROOT / "tests" / "data" / "prepare" / "astronaut.jpg"
+PHOTO = ROOT / "tests" / "data" / "photos" / "astronaut_portrait.jpg"
+HEAD = (112, 12, 262, 190)  # the labelled head with hair (tests/data/photos/heads.json)
 
 
 def driving_frames(photo: np.ndarray, count: int = 16) -> list[np.ndarray]:
@@ -27,7 +31,8 @@ def driving_frames(photo: np.ndarray, count: int = 16) -> list[np.ndarray]:
     frames = []
     for i in range(count):
         phase = 2 * np.pi * i / count
-        image = Image.fromarray(photo).rotate(6 * np.sin(phase), resample=Image.BICUBIC, center=(113, 60))
+        centre = ((HEAD[0] + HEAD[2]) / 2, (HEAD[1] + HEAD[3]) / 2)
+        image = Image.fromarray(photo).rotate(6 * np.sin(phase), resample=Image.BICUBIC, center=centre)
         frames.append(
             np.roll(np.asarray(image), (round(4 * np.sin(phase)), round(6 * np.cos(phase))), (0, 1))
         )
@@ -53,10 +58,18 @@ def main() -> None:
     driving = uint8_to_tensor(
         np.stack([crop_resize(f, plan.driving.box_at(i), size) for i, f in enumerate(frames)])
     )
-    animated = tensor_to_uint8(animator.animate(source, driving, mode="relative"))
-    pasted = Compositor(photo, plan.source.box)(animated[args.frame])
+    predictions = animator.animate(source, driving, mode="relative")
+    animated = tensor_to_uint8(predictions)
+    source_heatmap = animator.region_params(uint8_to_batch(crop_resize(photo, plan.source.box, size)))[
+        "heatmap"
+    ]
+    masks = heatmap_masks(animator, source_heatmap, predictions)
+    pasted = Compositor(photo, plan.source.box)(animated[args.frame], masks[args.frame])
     boxed = panel(photo)
-    ImageDraw.Draw(boxed).rectangle(list(plan.source.box), outline=(255, 40, 40), width=3)
+    scale = 256 / photo.shape[0]
+    draw = ImageDraw.Draw(boxed)
+    draw.rectangle([v * scale for v in HEAD], outline=(255, 255, 255), width=1)
+    draw.rectangle([v * scale for v in plan.source.box], outline=(255, 40, 40), width=3)
     panels = [
         boxed,
         panel(crop_resize(photo, plan.source.box, size)),

@@ -370,6 +370,7 @@ class Animator:
             raise MRAAError(f"batch size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
         self.has_trained_avd = has_trained_avd
+        self.shipped_model = False  # set by from_checkpoint for the synthetic-figure model shipped with mraa
         self.config = config
         self.precision = precision
         self.still_background = still_background or self.animate_params.still_background
@@ -414,6 +415,7 @@ class Animator:
 
         if checkpoint is None:
             checkpoint = default_checkpoint()
+        shipped = Path(checkpoint).resolve() == (DEFAULT_MODEL_DIR / "model.safetensors").resolve()
         device = resolve_device(device)
         data = read_checkpoint(checkpoint)
         if config is None:
@@ -426,7 +428,7 @@ class Animator:
             cfg = load_config(config)
         models = build_models(cfg.model_params)
         load_checkpoint(checkpoint, models)
-        return cls(
+        animator = cls(
             models,
             cfg.animate_params,
             device=device,
@@ -434,6 +436,8 @@ class Animator:
             config=cfg,
             **kwargs,
         )
+        animator.shipped_model = shipped
+        return animator
 
     @property
     def model_size(self) -> tuple[int, int] | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from mraa.errors import MRAAError
-from mraa.framing import prepare_framing
+from mraa.framing import default_mode_for, prepare_framing
 from mraa.inputs import DrivingInput, ImageInput, count_frames, driving_tensors, gif_frames
 
 if TYPE_CHECKING:
@@ -279,7 +279,7 @@ def animate_file(
     outputs = {"output": output, "visualization": viz_path, "crop preview": crop_preview}
     check_not_inputs(outputs, [source, driving])
     rate, total, has_audio = driving_info(driving, fps)
-    mode = animator.resolve_mode(mode)
+    mode = animator.resolve_mode(mode or default_mode_for(animator, source))
     # subject crops, paste-back, output size, best frame, preview: mraa.framing
     framed, crop = prepare_framing(
         animator, source, driving, crop, paste_back, output_size, best_frame, crop_preview

@@ -339,15 +339,15 @@ def run(args: argparse.Namespace) -> int:
         return dry_run(args, jobs)
     animator = load_animator(args, batch_size=args.batch_size)
     print_model_note(args, jobs)
-    mode = args.mode or animator.default_mode()
+    from mraa.framing import default_mode_for
+
+    mode = args.mode or default_mode_for(animator, jobs[0].source)
+    why = " (default for this checkpoint)" if mode == animator.default_mode() else " (default for a photo)"
     if mode == "avd" and not animator.has_trained_avd:
         log.warning("the checkpoint has no trained AVD network: mode avd will give poor results")
     reference = "" if animator.still_background == "identity" else " (relative to the source's own estimate)"
     smooth = "" if options.smooth.kind == "none" else f"; smoothing: {options.smooth}"
-    print(
-        f"mode: {mode}{'' if args.mode else ' (default for this checkpoint)'}; "
-        f"background: {args.background}{reference}{smooth}"
-    )
+    print(f"mode: {mode}{'' if args.mode else why}; background: {args.background}{reference}{smooth}")
     if not batch:
         result = _animate_job(animator, jobs[0], args, options)
         print(f"wrote {result.output} ({_describe(result)})")
@@ -373,7 +373,7 @@ class SourceCache:
             if args
             else ()
         )
-        framing, center = needs_framing(self.animator, crop, *extra)
+        framing, center = needs_framing(self.animator, crop, *extra, source=path)
         if framing is not None:
             return None
         key = (path.resolve(), center)

@@ -27,9 +27,10 @@ def add_framing_arguments(parser: argparse.ArgumentParser) -> None:
     """``mraa animate``'s framing options (see docs/framing.md)."""
     add_crop_argument(parser, "auto")
     parser.add_argument(
-        "--paste-back", nargs="?", const="box", choices=("box", "regions"),
-        help="write each animated crop back into the full-resolution source with a feathered box mask "
-        "(regions: narrowed to the subject by the region heatmaps); the video has the source's size",
+        "--paste-back", nargs="?", const="regions", choices=("box", "regions"),
+        help="write each animated crop back into the full-resolution source: a mask feathered on the box "
+        "edges inside the image and narrowed to the subject by the region heatmaps (regions, the default), "
+        "or the feathered box alone (box); the video has the source's size",
     )  # fmt: skip
     parser.add_argument("--output-size", metavar="WxH", help="size of the written video, e.g. 1280x720")
     parser.add_argument(
@@ -111,7 +112,7 @@ def plan(args: argparse.Namespace, framing: str, size: tuple[int, int]):
         if not Path(getattr(args, name)).exists():
             raise MRAAError(f"{name} not found: {getattr(args, name)}")
     source = read_image(args.source)
-    crop = framing_from_crop(crop_option(args.crop), framing)
+    crop = framing_from_crop(crop_option(args.crop), framing, (source.shape[1], source.shape[0]))
     return plan_for_files(source, args.driving, crop, size[1] / size[0]), source
 
 
