@@ -49,7 +49,15 @@ from torch.utils.data import Dataset
 
 from mraa.config import AugmentationParams
 from mraa.data.augmentation import AllAugmentationTransform, ProcessLocalRng, resize_clip
-from mraa.data.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, iter_video, read_image
+from mraa.data.video_io import (
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    ffmpeg_name,
+    frame_orientation,
+    iter_video,
+    orient_frame,
+    read_image,
+)
 from mraa.errors import MRAAError
 
 log = logging.getLogger(__name__)
@@ -124,7 +132,7 @@ def _count_frames(path: Path, kind: str) -> int | None:
         return width // height
     import av
 
-    with av.open(str(path)) as container:
+    with av.open(ffmpeg_name(path)) as container:
         if not container.streams.video:
             raise MRAAError("no video stream")
         frames = container.streams.video[0].frames
@@ -148,7 +156,7 @@ def _decode_file(path: Path, indices: list[int] | None) -> list[np.ndarray | Non
     from av.video.reformatter import VideoReformatter
 
     decoded = []
-    with av.open(str(path)) as container:
+    with av.open(ffmpeg_name(path)) as container:
         stream = container.streams.video[0]
         stream.codec_context.thread_count = 1  # decoder threads would only compete with DataLoader workers
         for frame in container.decode(stream):
@@ -160,8 +168,13 @@ def _decode_file(path: Path, indices: list[int] | None) -> list[np.ndarray | Non
     # one reformatter for all frames: a fresh colour converter per frame costs more than decoding it
     reformatter = VideoReformatter()
     wanted = range(len(decoded)) if indices is None else set(indices)
+    orientation = frame_orientation(decoded[0], str(path))  # upright as displayed (a phone's display matrix)
     return [
-        reformatter.reformat(frame, format="rgb24").to_ndarray() if i in wanted else None
+        np.ascontiguousarray(
+            orient_frame(reformatter.reformat(frame, format="rgb24").to_ndarray(), orientation)
+        )
+        if i in wanted
+        else None
         for i, frame in enumerate(decoded)
     ]
 

@@ -34,6 +34,14 @@ DEFAULT_FPS = 25.0
 
 
 MIN_IMAGE_SIDE = 8  # smaller inputs are refused rather than blown up into a blur
+MAX_FPS = 1000.0  # frame rates above this are a typo (1e9): refused before anything is written
+
+
+def check_fps(fps: float, name: str = "video") -> float:
+    """``fps`` if it is a usable frame rate (above 0, at most :data:`MAX_FPS`), else :class:`MRAAError`."""
+    if not 0 < fps <= MAX_FPS:  # also refuses nan
+        raise MRAAError(f"{name}: the frame rate must be above 0 and at most {MAX_FPS:g} fps, got {fps}")
+    return float(fps)
 
 
 def to_rgb_uint8(image: np.ndarray, name: str = "image", warn: bool = True) -> np.ndarray:
@@ -148,6 +156,12 @@ def _frame_files(folder: Path) -> list[Path]:
     return files
 
 
+def ffmpeg_name(path: str | os.PathLike) -> str:
+    """``path`` as ffmpeg and PyAV must be given it: absolute, so a name such as ``take:2.mp4`` is not
+    read as a protocol (``take:``)."""
+    return os.path.abspath(path)
+
+
 def _ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
@@ -160,7 +174,7 @@ def has_audio_stream(path: str | os.PathLike) -> bool:
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES | {".gif"}:
         return False
     result = subprocess.run(
-        [_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, check=False
+        [_ffmpeg_exe(), "-hide_banner", "-i", ffmpeg_name(path)], capture_output=True, text=True, check=False
     )
     return any("Audio:" in line for line in result.stderr.splitlines() if "Stream #" in line)
 
@@ -199,7 +213,7 @@ def _probe_av(path: Path) -> VideoInfo:
     import av
 
     try:
-        with av.open(str(path)) as container:
+        with av.open(ffmpeg_name(path)) as container:
             if not container.streams.video:
                 raise MRAAError(f"no video stream in {path}")
             stream = container.streams.video[0]
@@ -208,6 +222,9 @@ def _probe_av(path: Path) -> VideoInfo:
             frames = int(stream.frames) if stream.frames else None
             size = (stream.codec_context.height, stream.codec_context.width)
             has_audio = bool(container.streams.audio)
+            first = next(container.decode(stream), None)  # the display matrix comes with the frames
+            if first is not None and frame_orientation(first, str(path))[0] % 2:
+                size = size[::-1]  # shown turned a quarter: (height, width) as displayed
     except MRAAError:
         raise
     except Exception as exc:
@@ -299,20 +316,82 @@ def _decode_frames(path: Path) -> Iterator[np.ndarray]:
     from av.video.reformatter import VideoReformatter
 
     reformatter = VideoReformatter()
-    with av.open(str(path)) as container:
+    with av.open(ffmpeg_name(path)) as container:
         if not container.streams.video:
             raise MRAAError(f"no video stream in {path}")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate
-        decoded = (
-            (_frame_time(frame), reformatter.reformat(frame, format="rgb24").to_ndarray())
-            for frame in container.decode(stream)
-        )
+        orientation: Orientation | None = None
+
+        def upright(frame) -> np.ndarray:  # the display matrix applied, as ffmpeg's player does
+            nonlocal orientation
+            if orientation is None:
+                orientation = frame_orientation(frame, str(path))
+            return orient_frame(reformatter.reformat(frame, format="rgb24").to_ndarray(), orientation)
+
+        decoded = ((_frame_time(frame), upright(frame)) for frame in container.decode(stream))
         if not rate:
             yield from (image for _, image in decoded)
             return
         yield from resample_by_time(decoded, float(rate), name=str(path))
+
+
+Orientation = tuple[int, bool]  # (k, flip): np.rot90(np.fliplr(frame) if flip else frame, k)
+UPRIGHT: Orientation = (0, False)
+
+
+def display_orientation(matrix: Iterable[int] | None, name: str = "video") -> Orientation:
+    """How to turn stored frames upright from a display matrix (9 int32, 16.16 fixed point), as ffmpeg does.
+
+    A displayed pixel ``(x', y')`` shows the stored pixel ``(x, y)`` with ``x' = m0 x + m3 y``,
+    ``y' = m1 x + m4 y`` (then shifted into the frame). Rotations by multiples of 90 degrees and mirror
+    images are applied; any other angle is ignored with a warning.
+    """
+    if matrix is None:
+        return UPRIGHT
+    m = np.asarray(list(matrix), dtype=np.float64)
+    if m.size != 9:
+        return UPRIGHT
+    linear = np.array([[m[0], m[3]], [m[1], m[4]]]) / 65536.0  # (x', y') = linear @ (x, y)
+    scale = np.sqrt(abs(np.linalg.det(linear)))
+    if not np.isfinite(scale) or scale == 0:
+        return UPRIGHT
+    rounded = np.round(linear / scale)
+    if np.abs(linear / scale - rounded).max() > 0.02 or abs(np.linalg.det(rounded)) != 1:
+        angle = np.degrees(np.arctan2(linear[1, 0], linear[0, 0]))
+        log.warning("%s: a display rotation of %.1f degrees is not a multiple of 90: ignored", name, angle)
+        return UPRIGHT
+    probe = np.arange(6).reshape(2, 3)  # a tiny asymmetric picture, moved as the matrix says
+    ys, xs = np.indices(probe.shape)
+    moved_x, moved_y = rounded @ np.stack([xs.ravel(), ys.ravel()])
+    moved_x, moved_y = moved_x - moved_x.min(), moved_y - moved_y.min()
+    displayed = np.empty((int(moved_y.max()) + 1, int(moved_x.max()) + 1), dtype=probe.dtype)
+    displayed[moved_y.astype(int), moved_x.astype(int)] = probe.ravel()
+    for flip in (False, True):
+        for k in range(4):
+            if np.array_equal(orient_frame(probe, (k, flip)), displayed):
+                return k, flip
+    return UPRIGHT  # not reached: the 8 candidates are all the rotations and mirror images
+
+
+def orient_frame(frame: np.ndarray, orientation: Orientation) -> np.ndarray:
+    """A frame (H, W, ...) turned by ``orientation`` (see :func:`display_orientation`); a view."""
+    k, flip = orientation
+    if flip:
+        frame = np.fliplr(frame)
+    return np.rot90(frame, k) if k else frame
+
+
+def frame_orientation(frame, name: str = "video") -> Orientation:
+    """The orientation given by a decoded PyAV frame's display matrix (upright when it has none)."""
+    try:
+        for data in frame.side_data:
+            if "DISPLAYMATRIX" in str(data.type).upper():
+                return display_orientation(np.frombuffer(bytes(data), dtype="<i4"), name)
+    except (AttributeError, TypeError, ValueError):  # an old PyAV without side data
+        pass
+    return UPRIGHT
 
 
 def _frame_time(frame) -> float | None:
@@ -396,9 +475,7 @@ class VideoWriter:
             raise MRAAError(f"output directory does not exist: {self.path.parent}")
         if self.path.is_dir():
             raise MRAAError(f"output path is a directory: {self.path}")
-        if not fps > 0 or fps == float("inf"):
-            raise MRAAError(f"the frame rate must be a positive number, got {fps}")
-        self.fps = float(fps)
+        self.fps = check_fps(fps, str(self.path))
         self.audio_from = Path(audio_from) if audio_from else None
         self.quality = quality
         self.suffix = self.path.suffix.lower()
@@ -428,6 +505,7 @@ class VideoWriter:
         elif frame.shape[:2] != self._size:
             raise MRAAError(f"frame {self.num_frames} is {frame.shape[:2]} but the first was {self._size}")
         if self._encoder is None:
+            check_gif_size(self.num_frames + 1, self._size, str(self.path))
             self._gif_frames.append(frame)
         else:
             self._encoder.write(frame)
@@ -491,9 +569,9 @@ class VideoWriter:
         muxed = self._tmp.with_name(self._tmp.stem + "-audio" + self.suffix)
         audio_codec = "libopus" if self.suffix == ".webm" else "aac"
         cmd = [
-            _ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(self._tmp),
-            "-t", f"{self.num_frames / self.fps:.6f}", "-i", str(self.audio_from),
-            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", audio_codec, str(muxed),
+            _ffmpeg_exe(), "-y", "-loglevel", "error", "-i", ffmpeg_name(self._tmp),
+            "-t", f"{self.num_frames / self.fps:.6f}", "-i", ffmpeg_name(self.audio_from),
+            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", audio_codec, ffmpeg_name(muxed),
         ]  # fmt: skip
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -516,6 +594,18 @@ class VideoWriter:
 
 
 WRITER_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v"}
+MAX_GIF_BYTES = 256 << 20  # a gif is encoded from all its frames at once: they are held in memory
+
+
+def check_gif_size(num_frames: int, size: tuple[int, int], name: str = "gif") -> None:
+    """Refuse a gif whose frames (H, W) would take more than :data:`MAX_GIF_BYTES` of memory."""
+    if num_frames * size[0] * size[1] * 3 > MAX_GIF_BYTES:
+        limit = MAX_GIF_BYTES // (size[0] * size[1] * 3)
+        raise MRAAError(
+            f"{name}: a .gif is made from all its frames in memory, and at {size[1]}x{size[0]} it can hold at "
+            f"most {limit} frames ({MAX_GIF_BYTES >> 20} MiB): write .mp4 or .webm instead, or fewer or "
+            "smaller frames"
+        )
 
 
 def _last_line(text: str) -> str:
@@ -546,7 +636,10 @@ class _Encoder:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by finish/kill)
         try:
             self._process = subprocess.Popen(
-                [*cmd, str(path)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+                [*cmd, ffmpeg_name(path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
             )
         except OSError as exc:
             self._stderr.close()
@@ -589,7 +682,7 @@ def count_video_frames(path: str | os.PathLike) -> int:
     """Number of video packets (= frames for the codecs mraa writes) in a file; raises if unreadable."""
     import av
 
-    with av.open(str(path)) as container:
+    with av.open(ffmpeg_name(path)) as container:
         if not container.streams.video:
             raise MRAAError(f"no video stream in {path}")
         stream = container.streams.video[0]
