@@ -35,7 +35,9 @@ def make_inputs(folder: Path, rows: int) -> Path:
     for i in range(3):
         write_image(folder / f"s{i}.png", rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
         write_video(folder / f"d{i}.mp4", [np.full((64, 64, 3), 60 * t, np.uint8) for t in range(2)], fps=10)
-    lines = ["source,driving,output"] + [f"s{n % 3}.png,d{n // 3 % 3}.mp4,out/r{n:05d}.mp4" for n in range(rows)]
+    lines = ["source,driving,output"] + [
+        f"s{n % 3}.png,d{n // 3 % 3}.mp4,out/r{n:05d}.mp4" for n in range(rows)
+    ]
     (folder / "out").mkdir()
     csv_path = folder / "pairs.csv"
     csv_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -73,7 +75,9 @@ def time_first_output(csv_path: Path, timeout: float) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=10000)
     parser.add_argument("--no-run", action="store_true", help="time the planning only")
     parser.add_argument("--timeout", type=float, default=600.0)

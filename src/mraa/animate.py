@@ -404,6 +404,8 @@ class Animator:
         self._generator = torch.compile(self.models.generator) if compile else self.models.generator
         self._onnx = None
         if backend != "torch":
+            if onnx_dir is not None and Path(onnx_dir).exists() and not Path(onnx_dir).is_dir():
+                raise MRAAError(f"the ONNX folder {onnx_dir} is a file: give a folder (made when missing)")
             self._torch_models = dataclasses.replace(self.models)  # the torch networks, to re-export
             self._onnx = attach_onnx_backend(self, backend, onnx_dir)
 

@@ -295,6 +295,7 @@ class FramesDataset(Dataset):
                 bad.append(f"{path.name} (has {num_frames} frame{'s' if num_frames != 1 else ''}, needs 2)")
                 continue
             videos.append(_Video(path.name, path, kind, num_frames))
+        self.unusable = bad  # "name (why)" of each video left out, for reports (reconstruct's skipped)
         for line in bad[:_MAX_LISTED_WARNINGS]:
             log.warning("%s: skipping video %s", self.split_dir, line)
         if len(bad) > _MAX_LISTED_WARNINGS:
@@ -315,7 +316,11 @@ class FramesDataset(Dataset):
             wanted = range(len(files)) if indices is None else indices
             if any(i >= len(files) for i in wanted):
                 raise _ShortVideo(len(files))
-            return [_resize_uint8(read_image(files[i]), size) for i in wanted]
+            frames = [read_image(files[i]) for i in wanted]
+            if len({frame.shape for frame in frames}) > 1:  # a mix of clips, not one video: not scored
+                shapes = sorted({f"{f.shape[1]}x{f.shape[0]}" for f in frames})
+                raise MRAAError(f"its frames have different sizes ({', '.join(shapes)})")
+            return [_resize_uint8(frame, size) for frame in frames]
         clip = self._cache.get(video.name)
         if clip is None:
             clip = self._decode(video, indices)

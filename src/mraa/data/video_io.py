@@ -129,8 +129,22 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return pil_to_rgb_uint8(image, name=str(path))
     except MRAAError:
         raise
+    except Image.DecompressionBombError:  # a tiny file that would decode to gigabytes
+        raise MRAAError(
+            f"image {path} is too large: more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} million pixels"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:  # Pillow's decode errors
         raise MRAAError(f"cannot read image {path}: {exc.__class__.__name__}: {exc}") from exc
+
+
+def check_output_parent(path: str | os.PathLike) -> Path:
+    """``path`` if the folder it goes into exists (and is a folder, not a file), else :class:`MRAAError`."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        if path.parent.exists():
+            raise MRAAError(f"cannot write {path}: {path.parent} is a file, not a folder")
+        raise MRAAError(f"output directory does not exist: {path.parent}")
+    return path
 
 
 def check_image_size(image: np.ndarray, name: str = "image", minimum: int = MIN_IMAGE_SIDE) -> np.ndarray:
@@ -471,8 +485,7 @@ class VideoWriter:
         quality: int = 8,
     ) -> None:
         self.path = Path(path)
-        if not self.path.parent.exists():
-            raise MRAAError(f"output directory does not exist: {self.path.parent}")
+        check_output_parent(self.path)
         if self.path.is_dir():
             raise MRAAError(f"output path is a directory: {self.path}")
         self.fps = check_fps(fps, str(self.path))
@@ -767,8 +780,7 @@ class FolderWriter:
 def write_frame_folder(folder: str | os.PathLike, frames: Iterable[np.ndarray]) -> Path:
     """Write frames as ``000000.png``, ``000001.png``... into a new folder (atomically)."""
     folder = Path(folder)
-    if not folder.parent.exists():
-        raise MRAAError(f"output directory does not exist: {folder.parent}")
+    check_output_parent(folder)
     with FolderWriter(folder) as writer:
         for index, frame in enumerate(frames):
             writer.write(f"{index:06d}.png", frame)
@@ -780,8 +792,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     import imageio.v3 as iio
 
     path = Path(path)
-    if not path.parent.exists():
-        raise MRAAError(f"output directory does not exist: {path.parent}")
+    check_output_parent(path)
     image = np.ascontiguousarray(image)
     try:
         with atomic_path(path) as tmp:
