@@ -129,6 +129,23 @@ def test_display_matrix_is_applied_as_ffmpeg_does(tmp_path, flags):
     assert np.abs(frame.astype(int) - expected.astype(int)).mean() < 4
 
 
+def test_video_frames_are_decoded_in_one_place():
+    """Only the frame reader (video_io) and the dataset's decoder (which applies the same orientation) decode
+    video frames; the app opens a container only to word an error. Everything else calls iter_video."""
+    allowed = {
+        "av.open(": {"data/video_io.py", "data/frames_dataset.py", "app/uploads.py"},
+        "container.decode(": {"data/video_io.py", "data/frames_dataset.py", "app/uploads.py"},
+        "imiter(": {"data/video_io.py"},
+        "get_reader(": set(),
+        "VideoCapture(": set(),
+    }
+    package = ROOT / "src" / "mraa"
+    for path in package.rglob("*.py"):
+        text, name = path.read_text(encoding="utf-8"), path.relative_to(package).as_posix()
+        for call, files in allowed.items():
+            assert call not in text or name in files, f"{name} decodes video itself ({call})"
+
+
 def test_animate_on_a_phone_clip_is_upright(inputs, tmp_path):
     """The driving frames the model sees (the visualisation's middle panel) are upright."""
     out = tmp_path / "a.mp4"
@@ -293,8 +310,8 @@ CASES = {
         ["swap", "--parts", "1", "--feather", "1e9"],
         "--feather must be a number of pixels",
     ),
-    "animate-fps-huge": (["animate", "--fps", "1e9"], "at most 1000 fps"),
-    "reconstruct-fps-huge": (["reconstruct", "--fps", "1e9"], "at most 1000 fps"),
+    "animate-fps-huge": (["animate", "--fps", "1e9"], "--fps must be positive and at most 1000"),
+    "reconstruct-fps-huge": (["reconstruct", "--fps", "1e9"], "--fps must be positive and at most 1000"),
     "animate-bomb-source": (["animate", "--source", "{in}/bomb.png"], "is too large"),
     "animate-output-folder-is-a-file": (
         ["animate", "--output", "{in}/src.png/a.mp4"],

@@ -37,10 +37,12 @@ MIN_IMAGE_SIDE = 8  # smaller inputs are refused rather than blown up into a blu
 MAX_FPS = 1000.0  # frame rates above this are a typo (1e9): refused before anything is written
 
 
-def check_fps(fps: float, name: str = "video") -> float:
+def check_fps(fps: float, name: str = "the frame rate") -> float:
     """``fps`` if it is a usable frame rate (above 0, at most :data:`MAX_FPS`), else :class:`MRAAError`."""
     if not 0 < fps <= MAX_FPS:  # also refuses nan
-        raise MRAAError(f"{name}: the frame rate must be above 0 and at most {MAX_FPS:g} fps, got {fps}")
+        raise MRAAError(
+            f"{name} must be positive and at most {MAX_FPS:g} (a frame rate, in frames per second), got {fps}"
+        )
     return float(fps)
 
 
@@ -488,7 +490,7 @@ class VideoWriter:
         check_output_parent(self.path)
         if self.path.is_dir():
             raise MRAAError(f"output path is a directory: {self.path}")
-        self.fps = check_fps(fps, str(self.path))
+        self.fps = check_fps(fps)
         self.audio_from = Path(audio_from) if audio_from else None
         self.quality = quality
         self.suffix = self.path.suffix.lower()
