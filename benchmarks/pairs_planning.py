@@ -6,8 +6,9 @@ Prints one JSON object. Makes (in a temporary folder) 3 tiny source images, 3 ti
 
 - ``planning_s``: reading the CSV and checking every output against every input (``plan_jobs`` +
   ``check_jobs``, what runs before the model loads), in this process;
-- ``first_output_s``: ``python -m mraa animate --pairs CSV --output OUT`` with the shipped model in a child
-  process, from its start until it prints its first ``wrote`` line (the child is then stopped).
+- ``first_output_s``: ``python -m mraa animate --pairs CSV`` with the shipped model in a child process, from
+  its start until it prints its first ``wrote`` line (the child is then stopped);
+- ``first_output_1_row_s``: the same for a CSV of one row: the fixed cost (imports, model load, one pair).
 
     python benchmarks/pairs_planning.py --rows 10000
     python benchmarks/pairs_planning.py --rows 2000 --no-run     # planning only
@@ -45,6 +46,7 @@ def make_inputs(folder: Path, rows: int) -> Path:
 
 
 def time_planning(csv_path: Path) -> tuple[float, int]:
+    import mraa.pipeline  # noqa: F401  (imported by check_jobs: torch's import is not planning)
     from mraa.cli import build_parser
     from mraa.cli.animate import check_jobs, plan_jobs
 
@@ -87,11 +89,15 @@ def main() -> None:
         csv_path = make_inputs(Path(tmp), args.rows)
         planning, jobs = time_planning(csv_path)
         first = None if args.no_run else time_first_output(csv_path, args.timeout)
+        one_row = Path(tmp) / "one.csv"
+        one_row.write_text("source,driving,output\ns0.png,d0.mp4,out/single.mp4\n", encoding="utf-8")
+        single = None if args.no_run else time_first_output(one_row, args.timeout)
     result = {
         "rows": args.rows,
         "jobs": jobs,
         "planning_s": round(planning, 3),
         "first_output_s": None if first is None else round(first, 2),
+        "first_output_1_row_s": None if single is None else round(single, 2),
         "load_before": round(load_before, 2),
         "load_after": round(os.getloadavg()[0], 2),
     }
