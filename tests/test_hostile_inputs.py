@@ -288,6 +288,14 @@ def test_gif_output_is_bounded(tmp_path, monkeypatch):
     assert out.exists()
 
 
+def test_animate_refuses_a_gif_too_large_for_memory(inputs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(video_io, "MAX_GIF_BYTES", 2 * 64 * 64 * 3)  # two frames of the tiny model
+    argv = ["animate", "--source", str(inputs / "src.png"), "--driving", str(inputs / "drv.mp4"),
+            "--output", str(tmp_path / "a.gif"), "--checkpoint", str(inputs / "ck.pth"), "--quiet"]  # fmt: skip
+    assert "write .mp4 or .webm instead" in one_line_error(argv, capsys)
+    assert not list(tmp_path.iterdir())
+
+
 def test_app_paste_back_size_is_capped(inputs, tiny_cfg, tiny_models, tmp_path):
     from mraa.animate import Animator
     from mraa.app import AnimationService, Limits
