@@ -129,6 +129,24 @@ def test_display_matrix_is_applied_as_ffmpeg_does(tmp_path, flags):
     assert np.abs(frame.astype(int) - expected.astype(int)).mean() < 4
 
 
+def test_orientation_from_the_matrix_or_the_rotate_tag(caplog):
+    """The phone's matrix (-90 degrees) and the older ``rotate=90`` tag both mean: turn a quarter clockwise."""
+    from types import SimpleNamespace
+
+    from mraa.data.video_io import display_orientation, frame_orientation, orient_frame
+
+    phone = [0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30]
+    assert display_orientation(phone) == (3, False)
+    picture = np.arange(6).reshape(2, 3)
+    assert np.array_equal(orient_frame(picture, (3, False)), [[3, 0], [4, 1], [5, 2]])  # clockwise
+    bare = SimpleNamespace(side_data=[])
+    assert frame_orientation(bare, stream=SimpleNamespace(metadata={"rotate": "90"})) == (3, False)
+    assert frame_orientation(bare, stream=SimpleNamespace(metadata={"rotate": "180"})) == (2, False)
+    assert frame_orientation(bare, stream=SimpleNamespace(metadata={})) == (0, False)
+    assert frame_orientation(bare, stream=SimpleNamespace(metadata={"rotate": "45"})) == (0, False)
+    assert "not a multiple of 90" in caplog.text
+
+
 def test_video_frames_are_decoded_in_one_place():
     """Only the frame reader (video_io) and the dataset's decoder (which applies the same orientation) decode
     video frames; the app opens a container only to word an error. Everything else calls iter_video."""

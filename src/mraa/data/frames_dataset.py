@@ -163,12 +163,13 @@ def _decode_file(path: Path, indices: list[int] | None) -> list[np.ndarray | Non
             decoded.append(frame)
             if stop is not None and len(decoded) > stop:
                 break
+        # upright as displayed (a phone's display matrix)
+        orientation = frame_orientation(decoded[0], str(path), stream) if decoded else (0, False)
     if not decoded:
         raise MRAAError("video has no frames")
     # one reformatter for all frames: a fresh colour converter per frame costs more than decoding it
     reformatter = VideoReformatter()
     wanted = range(len(decoded)) if indices is None else set(indices)
-    orientation = frame_orientation(decoded[0], str(path))  # upright as displayed (a phone's display matrix)
     return [
         np.ascontiguousarray(
             orient_frame(reformatter.reformat(frame, format="rgb24").to_ndarray(), orientation)

@@ -239,7 +239,7 @@ def _probe_av(path: Path) -> VideoInfo:
             size = (stream.codec_context.height, stream.codec_context.width)
             has_audio = bool(container.streams.audio)
             first = next(container.decode(stream), None)  # the display matrix comes with the frames
-            if first is not None and frame_orientation(first, str(path))[0] % 2:
+            if first is not None and frame_orientation(first, str(path), stream)[0] % 2:
                 size = size[::-1]  # shown turned a quarter: (height, width) as displayed
     except MRAAError:
         raise
@@ -343,7 +343,7 @@ def _decode_frames(path: Path) -> Iterator[np.ndarray]:
         def upright(frame) -> np.ndarray:  # the display matrix applied, as ffmpeg's player does
             nonlocal orientation
             if orientation is None:
-                orientation = frame_orientation(frame, str(path))
+                orientation = frame_orientation(frame, str(path), stream)
             return orient_frame(reformatter.reformat(frame, format="rgb24").to_ndarray(), orientation)
 
         decoded = ((_frame_time(frame), upright(frame)) for frame in container.decode(stream))
@@ -399,15 +399,24 @@ def orient_frame(frame: np.ndarray, orientation: Orientation) -> np.ndarray:
     return np.rot90(frame, k) if k else frame
 
 
-def frame_orientation(frame, name: str = "video") -> Orientation:
-    """The orientation given by a decoded PyAV frame's display matrix (upright when it has none)."""
+def frame_orientation(frame, name: str = "video", stream=None) -> Orientation:
+    """The orientation given by a decoded PyAV frame's display matrix, or else by the ``rotate`` tag of its
+    ``stream`` (older FFmpeg builds export that instead); upright when there is neither."""
     try:
         for data in frame.side_data:
             if "DISPLAYMATRIX" in str(data.type).upper():
                 return display_orientation(np.frombuffer(bytes(data), dtype="<i4"), name)
     except (AttributeError, TypeError, ValueError):  # an old PyAV without side data
         pass
-    return UPRIGHT
+    try:
+        rotate = float(getattr(stream, "metadata", {}).get("rotate", 0))  # degrees clockwise to display
+    except (TypeError, ValueError):
+        return UPRIGHT
+    quarters = round(rotate / 90)
+    if abs(rotate - 90 * quarters) > 1:
+        log.warning("%s: a rotation of %g degrees is not a multiple of 90: ignored", name, rotate)
+        return UPRIGHT
+    return (-quarters) % 4, False
 
 
 def _frame_time(frame) -> float | None:
