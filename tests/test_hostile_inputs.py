@@ -133,7 +133,7 @@ def test_orientation_from_the_matrix_or_the_rotate_tag(caplog):
     """The phone's matrix (-90 degrees) and the older ``rotate=90`` tag both mean: turn a quarter clockwise."""
     from types import SimpleNamespace
 
-    from mraa.data.video_io import display_orientation, frame_orientation, orient_frame
+    from mraa.data.orientation import display_orientation, frame_orientation, orient_frame
 
     phone = [0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30]
     assert display_orientation(phone) == (3, False)

@@ -49,15 +49,8 @@ from torch.utils.data import Dataset
 
 from mraa.config import AugmentationParams
 from mraa.data.augmentation import AllAugmentationTransform, ProcessLocalRng, resize_clip
-from mraa.data.video_io import (
-    IMAGE_SUFFIXES,
-    VIDEO_SUFFIXES,
-    ffmpeg_name,
-    frame_orientation,
-    iter_video,
-    orient_frame,
-    read_image,
-)
+from mraa.data.orientation import frame_orientation, orient_frame
+from mraa.data.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ffmpeg_name, iter_video, read_image
 from mraa.errors import MRAAError
 
 log = logging.getLogger(__name__)
