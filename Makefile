@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test,detect,toy,app,metrics,onnx]'
+	$(PY) -m pip install -q -e '.[test,detect,toy,app,metrics,pose,onnx]'
 	# scenedetect would pull opencv-python 5.x over the headless 4.14 (which has the Haar/HOG detectors)
 	$(PY) -m pip install -q --no-deps scenedetect==0.7.2
 	touch $(STAMP)

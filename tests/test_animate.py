@@ -116,7 +116,7 @@ def test_cli_errors_are_one_line_and_leave_no_output(media, change, message, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not (media / "bad.mp4").exists()
-    assert not list(media.glob(".bad-*"))
+    assert not list(media.glob(".mraa-tmp-bad-*"))
 
 
 def test_mismatched_config_is_one_line(media, tmp_path, capsys):

@@ -182,10 +182,12 @@ def test_fake_extractors_through_the_pipeline(animator, dataset, monkeypatch):
         keypoint_extractor=keypoints,
         identity_extractor=identity,
     )
-    assert report.akd is None and report.mkr == 1.0
-    assert report.aed == pytest.approx(report.l1_frames, abs=1e-6)
-    assert report.videos[0].aed == pytest.approx(_video(dataset, 0).double().mean().item(), abs=1e-6)
-    assert report.videos[0].keypoints_detected == 5 and report.videos[0].faces_compared == 5
+    assert report.akd is None and report.akd_euclidean is None and report.mkr == 1.0
+    assert report.aed_euclidean == pytest.approx(report.l1_frames, abs=1e-6)
+    brightness = _video(dataset, 0).double().mean(dim=(1, 2, 3))  # (T,) per-frame mean
+    assert report.videos[0].aed_euclidean == pytest.approx(brightness.mean().item(), abs=1e-6)
+    assert report.videos[0].aed == pytest.approx((brightness**2).mean().item(), abs=1e-6)  # squared
+    assert report.videos[0].counts["mkr"] == 5 and report.videos[0].counts["aed"] == 5
     assert "AKD n/a; MKR 1.0000; AED" in report.summary()
 
 

@@ -153,8 +153,8 @@ def test_export_onnx_cli_and_reuse(tiny_cfg, tiny_models, tmp_path, capsys):
     code = main([*argv, "--output", str(tmp_path / "onnx"), "--format", "onnx"])
     assert code == 0 and "region_predictor.onnx" in capsys.readouterr().out
     names = sorted(p.name for p in (tmp_path / "onnx").iterdir())
-    assert names == ["avd_network.onnx", "config.yaml", "generator.onnx", "region_predictor.onnx",
-                     "source_encoder.onnx"]  # fmt: skip
+    assert names == ["avd_network.onnx", "config.yaml", "generator.onnx", "onnx-manifest.json",
+                     "region_predictor.onnx", "source_encoder.onnx"]  # fmt: skip
     source, driving = torch.rand(1, 3, 64, 64), torch.rand(3, 3, 64, 64)
     expected = Animator(tiny_models, tiny_cfg.animate_params, config=tiny_cfg).animate(
         source, driving, "relative"

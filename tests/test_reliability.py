@@ -510,24 +510,25 @@ def test_stale_temps_are_removed_at_the_next_start(tmp_path):
     from mraa.safety import check_outputs
 
     old = PROCESS_START - 3600
-    stale = [tmp_path / ".out-abcd1234.mp4", tmp_path / ".out-x_y9z8w7-audio.mp4", tmp_path / ".out-00000000"]
+    stale = [tmp_path / ".mraa-tmp-out-abcd1234.mp4", tmp_path / ".mraa-tmp-out-x_y9z8w7-audio.mp4",
+             tmp_path / ".mraa-tmp-out-00000000"]  # fmt: skip
     for path in stale[:2]:
         path.write_bytes(b"partial")
     stale[2].mkdir()
-    kept = [tmp_path / ".other-abcd1234.mp4", tmp_path / ".gitignore", tmp_path / "out.mp4",
-            tmp_path / ".out-locked00.mp4", tmp_path / ".out-fresh000.mp4"]  # fmt: skip
+    kept = [tmp_path / ".mraa-tmp-other-abcd1234.mp4", tmp_path / ".gitignore", tmp_path / "out.mp4",
+            tmp_path / ".mraa-tmp-out-locked00.mp4", tmp_path / ".mraa-tmp-out-fresh000.mp4"]  # fmt: skip
     for path in kept:
         path.write_bytes(b"x")
     for path in stale + kept[:-1]:
         os.utime(path, (old, old))
-    lock = lock_temp(tmp_path / ".out-locked00.mp4")  # a writer still at work
+    lock = lock_temp(tmp_path / ".mraa-tmp-out-locked00.mp4")  # a writer still at work
     try:
         check_outputs(outputs={"--output": tmp_path / "out.mp4"})
     finally:
         release_temp(lock)
     assert not any(p.exists() for p in stale)
     assert all(p.exists() for p in kept)
-    assert remove_stale_temps(tmp_path, "other") == [tmp_path / ".other-abcd1234.mp4"]
+    assert remove_stale_temps(tmp_path, "other") == [tmp_path / ".mraa-tmp-other-abcd1234.mp4"]
 
 
 def test_kill_during_a_write_then_rerun(base, tmp_path):
@@ -550,7 +551,7 @@ def test_kill_during_a_write_then_rerun(base, tmp_path):
     with contextlib.suppress(ProcessLookupError):  # and its encoder, as a power loss would
         os.killpg(child.pid, signal.SIGKILL)
     time.sleep(0.2)
-    left = [p for p in tmp_path.iterdir() if p.name.startswith(".a-")]
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(".mraa-tmp-a-")]
     assert len(left) == 1 and not (tmp_path / "a.mp4").exists()
     old = left[0].stat().st_mtime - 3600
     os.utime(left[0], (old, old))  # the killed run started before this one

@@ -598,7 +598,7 @@ def test_stale_checkpoint_temp_files_are_removed_at_the_next_start(tmp_path):
     models = make_models(cfg)
     train(cfg, models, PairsDataset(), tmp_path, seed=0, **quiet)
     left = _kill_during_write(tmp_path / "00000001-cpk-reconstruction.pth")
-    assert left.name.startswith(".00000001-cpk-reconstruction-") and left.name.endswith(".pth")
+    assert left.name.startswith(".mraa-tmp-00000001-cpk-reconstruction-") and left.name.endswith(".pth")
     (tmp_path / "train-vis").mkdir(exist_ok=True)
     picture = _kill_during_write(tmp_path / "train-vis" / "00000001-rec.png")
     (tmp_path / ".keep").write_text("a hidden file of the user's")
@@ -614,17 +614,28 @@ def test_remove_stale_temps_matches_only_atomic_temporaries(tmp_path):
     with pytest.raises(RuntimeError), atomic_path(tmp_path / "kept.txt") as tmp:
         raise RuntimeError  # an ordinary failure cleans up after itself
     assert not tmp.exists()
-    names = [".a-abcd1234.pth", ".config-x1sszkwc.yaml", ".noext-zz99zz_9", ".keep", ".a-short.pth", "b.pth"]
+    names = [
+        ".mraa-tmp-a-abcd1234.pth",
+        ".mraa-tmp-config-x1sszkwc.yaml",
+        ".mraa-tmp-noext-zz99zz_9",
+        ".keep",
+    ]
+    names += [".mraa-tmp-a-short.pth", "b.pth", ".a-abcd1234.pth"]  # the last: not marked as mraa's
     old = time.time() - 3600  # written by a run that started before this one
     for name in names:
         (tmp_path / name).write_text("x")
         os.utime(tmp_path / name, (old, old))
-    assert [p.name for p in remove_stale_temps(tmp_path, "*.pth")] == [".a-abcd1234.pth"]
+    assert [p.name for p in remove_stale_temps(tmp_path, "*.pth")] == [".mraa-tmp-a-abcd1234.pth"]
     assert sorted(p.name for p in remove_stale_temps(tmp_path)) == [
-        ".config-x1sszkwc.yaml",
-        ".noext-zz99zz_9",
+        ".mraa-tmp-config-x1sszkwc.yaml",
+        ".mraa-tmp-noext-zz99zz_9",
     ]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".a-short.pth", ".keep", "b.pth"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".a-abcd1234.pth",
+        ".keep",
+        ".mraa-tmp-a-short.pth",
+        "b.pth",
+    ]
     assert remove_stale_temps(tmp_path / "missing") == []
 
 

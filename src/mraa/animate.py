@@ -314,7 +314,8 @@ def attach_onnx_backend(animator: Animator, backend: str, onnx_dir, size: tuple[
     unless ``onnx_dir`` holds them, and swap the region predictor and AVD for their onnxruntime sessions."""
     import tempfile
 
-    from mraa.export.onnx import GRAPHS, OnnxBackend, export_onnx
+    from mraa.export.manifest import check_onnx_dir
+    from mraa.export.onnx import GRAPHS, OnnxBackend, export_onnx, graph_digest
 
     if backend != "onnxruntime":
         raise MRAAError(f"backend must be torch or onnxruntime, got {backend!r}")
@@ -322,10 +323,12 @@ def attach_onnx_backend(animator: Animator, backend: str, onnx_dir, size: tuple[
         raise MRAAError("the onnxruntime backend runs on the CPU: use device cpu or the torch backend")
     torch_models = animator._torch_models
     size = tuple(size or animator.image_size)
-    if onnx_dir is None:
+    if onnx_dir is None:  # in the system's temporary folder, removed with the animator
         animator._onnx_tmp = tempfile.TemporaryDirectory(prefix="mraa-onnx-")
         onnx_dir = animator._onnx_tmp.name
-    if not all((Path(onnx_dir) / f"{g}.onnx").is_file() for g in GRAPHS):
+        export_onnx(torch_models, size, onnx_dir)
+    # a folder of another model's (or another size's) graphs is refused, never mixed in (mraa.export.manifest)
+    elif not check_onnx_dir(onnx_dir, GRAPHS, graph_digest(torch_models), size):
         export_onnx(torch_models, size, onnx_dir)
     onnx = OnnxBackend(onnx_dir, pca_based=torch_models.region_predictor.pca_based)
     animator.models.region_predictor = onnx.region_predictor
@@ -357,7 +360,9 @@ class Animator:
             first batches are slow while compiling).
         backend: ``torch`` (default) or ``onnxruntime`` (CPU; the networks exported to ONNX by
             :func:`mraa.export.onnx.export_onnx` into ``onnx_dir``, or a temporary folder, and run by
-            onnxruntime; needs the ``onnx`` extra). An ``onnx_dir`` that already holds the graphs is reused.
+            onnxruntime; needs the ``onnx`` extra). An ``onnx_dir`` that already holds the graphs is reused
+            when its manifest names these weights and frame size; other graphs are refused
+            (:mod:`mraa.export.manifest`).
         still_background: ``identity`` (official) or ``source`` (the background predictor's output for the
             source and itself; other background motions are applied on top of it). Default: the config's
             ``animate_params.still_background``.

@@ -13,7 +13,7 @@ import logging
 import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -161,10 +161,33 @@ def config_from_checkpoint(checkpoint: dict[str, Any]) -> MRAAConfig | None:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save`` to a temporary file in the same folder, then rename (a full disk: :class:`MRAAError`)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        writer = _WriteErrors(handle)
+        try:
+            torch.save(obj, writer)
+        except RuntimeError as exc:  # torch reports a failed write as "unexpected pos ..."
+            if writer.error is None:
+                raise
+            raise writer.error from exc  # the OSError ("No space left on device"): atomic_path words it
     return Path(path)
+
+
+class _WriteErrors:
+    """A binary file wrapper that keeps the ``OSError`` a write raised (torch.save hides it)."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle, self.error = handle, None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
 def save_checkpoint(
@@ -186,7 +209,7 @@ def export_safetensors(
     models: MRAAModels, cfg: MRAAConfig, out_dir: str | os.PathLike, include: tuple[str, ...] = MODEL_KEYS
 ) -> Path:
     """Write ``out_dir/model.safetensors`` (flat ``module.key`` names) and ``out_dir/config.yaml``."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -195,8 +218,8 @@ def export_safetensors(
         for name in include
         for key, value in getattr(models, name).state_dict().items()
     }
-    with atomic_path(out_dir / SAFETENSORS_NAME) as tmp:
-        save_file(flat, tmp, metadata={"format": "mraa", "modules": ",".join(include)})
+    with atomic_path(out_dir / SAFETENSORS_NAME) as tmp:  # bytes written by Python: ENOSPC is an OSError
+        tmp.write_bytes(save(flat, metadata={"format": "mraa", "modules": ",".join(include)}))
         with atomic_path(out_dir / "config.yaml") as tmp_config:
             save_config(cfg, tmp_config)
     return out_dir / SAFETENSORS_NAME

@@ -149,14 +149,13 @@ def visualization_path(output: Path, visualize: bool | str | os.PathLike | None)
     return Path(visualize)
 
 
-def check_not_inputs(outputs: Iterable[Path | None], inputs: Iterable[object]) -> None:
-    """Refuse to write an output over one of the inputs (also through a symlink or hard link)."""
-    from mraa.safety import same_file
+def check_not_inputs(outputs: dict[str, Path | None], inputs: Iterable[object]) -> None:
+    """Refuse outputs that would overwrite an input (also through a symlink or hard link) or each other:
+    :func:`mraa.safety.check_outputs` for the path inputs (an encoded source or a frame array has none)."""
+    from mraa.safety import check_outputs
 
-    paths = [Path(p) for p in inputs if isinstance(p, (str, os.PathLike))]
-    for output in outputs:
-        if output is not None and any(same_file(output, path) for path in paths):
-            raise MRAAError(f"output {output} is also an input: choose another output path")
+    paths = [("input", Path(p)) for p in inputs if isinstance(p, (str, os.PathLike))]
+    check_outputs(inputs=paths, outputs=outputs, clean_temps=False)
 
 
 def driving_info(driving: DrivingInput, fps: float | None) -> tuple[float, int | None, bool]:
@@ -277,7 +276,8 @@ def animate_file(
     start = time.perf_counter()
     output = Path(output)
     viz_path = visualization_path(output, visualize)
-    check_not_inputs([output, viz_path], [source, driving])
+    outputs = {"output": output, "visualization": viz_path, "crop preview": crop_preview}
+    check_not_inputs(outputs, [source, driving])
     rate, total, has_audio = driving_info(driving, fps)
     mode = animator.resolve_mode(mode)
     # subject crops, paste-back, output size, best frame, preview: mraa.framing

@@ -55,7 +55,11 @@ def is_inside(path: PathLike, folder: PathLike) -> bool:
 
 
 def check_outputs(
-    inputs: Paths = (), outputs: Paths = (), clean_temps: bool = True, nested_ok: bool = False
+    inputs: Paths = (),
+    outputs: Paths = (),
+    clean_temps: bool = True,
+    nested_ok: bool = False,
+    overwrite: bool | None = None,
 ) -> None:
     """Refuse outputs that would destroy inputs or each other; then remove stale temporaries of the outputs.
 
@@ -68,10 +72,13 @@ def check_outputs(
         clean_temps: remove the temporaries that interrupted earlier writes of these outputs left
             (see :func:`mraa.atomic.remove_stale_temps`).
         nested_ok: allow outputs inside input folders (for a reader that skips its own outputs).
+        overwrite: False: refuse outputs that exist (the command's ``--overwrite`` was not given);
+            None: the caller decides about existing outputs itself.
 
     Raises:
         MRAAError: an output is an input (or the same file under another name), two outputs are the same
-            file or nested, an output lies inside an input folder, or an input lies inside an output.
+            file or nested, an output lies inside an input folder, an input lies inside an output, or
+            an output exists and ``overwrite`` is False.
     """
     ins = [_Entry(label, path) for label, path in dict.fromkeys(_labelled(inputs, "input"))]
     outs = [_Entry(label, path) for label, path in _labelled(outputs, "output")]
@@ -98,6 +105,12 @@ def check_outputs(
                 "choose another output"
             )
     _check_outputs_apart(outs)
+    if overwrite is False:
+        existing = [out for out in outs if out.inode is not None or out.path.is_symlink()]
+        if existing:
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            out = existing[0]
+            raise MRAAError(f"{out.label} {out.path} already exists{more}: pass --overwrite to replace it")
     if clean_temps:
         _clean_temps_of(outs)
 

@@ -64,7 +64,7 @@ def create_service(
 
     Args:
         samples_dir: folder with the sample image and video the page offers (default: the shipped samples).
-        work_dir: folder for result videos (default: a new temporary folder).
+        work_dir: results go to its ``.mraa-app`` subfolder (default: a new temporary folder).
     """
     from mraa.animate import Animator, default_checkpoint
 

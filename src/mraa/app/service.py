@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 import threading
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +17,10 @@ import numpy as np
 from mraa.animate import MODES, Animator, background_schedule
 from mraa.app.parts import PartsMixin, PartsView, ProgressCallback
 from mraa.app.uploads import CROP_OPTIONS, DrivingClip, Limits, UploadReader
+from mraa.app.workdir import APP_FOLDER, new_run_dir, open_work_dir, remove_work_dir
 from mraa.data.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mraa.errors import MRAAError
+from mraa.safety import check_outputs
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +87,8 @@ class AnimationService(UploadReader, PartsMixin):
 
     Args:
         animator: the model to animate with.
-        work_dir: folder for result videos (created; a fresh temporary folder when None).
+        work_dir: results go to its ``.mraa-app`` subfolder, made and marked by the app (the only place it
+            prunes and serves; see :mod:`mraa.app.workdir`); a fresh temporary folder when None.
         limits: upload size and driving length limits.
         samples: the sample inputs the page offers.
         model_name: how the page names the model.
@@ -112,8 +112,11 @@ class AnimationService(UploadReader, PartsMixin):
         self.model_name = model_name
         self.shipped_model = shipped_model
         self._own_work_dir = work_dir is None
-        self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="mraa-app-"))
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        if work_dir is not None:  # never over the sample files
+            samples = {"sample": self.samples.source, "sample driving": self.samples.driving}
+            outputs = {"--work-dir": Path(work_dir) / APP_FOLDER}
+            check_outputs(inputs=samples, outputs=outputs, nested_ok=True, clean_temps=False)
+        self.work_dir = open_work_dir(work_dir)  # the app's marked folder (DIR/.mraa-app): pruned and served
         self._lock = threading.Lock()  # one animation at a time: the model is shared
 
     # --------------------------------------------------------------- description
@@ -264,15 +267,7 @@ class AnimationService(UploadReader, PartsMixin):
     def cleanup(self) -> None:
         """Remove the result videos when they live in a temporary folder this service made."""
         if self._own_work_dir:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
+            remove_work_dir(self.work_dir)
 
     def _new_result_dir(self) -> Path:
-        folders = sorted(
-            (p for p in self.work_dir.iterdir() if p.is_dir() and p.name.startswith("run-")),
-            key=lambda p: p.stat().st_mtime,
-        )
-        for old in folders[: max(0, len(folders) - KEEP_RESULTS + 1)]:
-            shutil.rmtree(old, ignore_errors=True)
-        folder = self.work_dir / f"run-{uuid.uuid4().hex[:12]}"
-        folder.mkdir()
-        return folder
+        return new_run_dir(self.work_dir, KEEP_RESULTS)  # prunes only the app's own marked run folders

@@ -25,6 +25,7 @@ COMMANDS = (
     "train",
     "train_avd",
     "reconstruct",
+    "evaluate",
     "export",
     "synth",
     "prepare",

@@ -228,11 +228,21 @@ def plan_jobs(args: argparse.Namespace) -> tuple[list[Job], bool]:
     if output.suffix and not output.is_dir():
         raise MRAAError(f"{len(sources) * len(drivings)} pairs need --output to be a folder, got {output}")
     output.mkdir(parents=True, exist_ok=True)
+    drivings = _not_outputs(drivings, sources, output)
     jobs = [Job(s, d, output / f"{s.stem}__{d.stem}.mp4") for s in sources for d in drivings]
     return jobs, True
 
 
-def check_jobs(jobs: list[Job], batch: bool, visualize: str | None) -> None:
+def _not_outputs(drivings: list[Path], sources: list[Path], output: Path) -> list[Path]:
+    """The drivings less this batch's own results (``SOURCE__DRIVING.mp4`` and their visualisations in
+    ``output``): a batch writing into its input folder resumes instead of animating its results."""
+    stems = {f"{s.stem}__{d.stem}" for s in sources for d in drivings}
+    names = {f"{stem}.mp4" for stem in stems} | {f"{stem}_visualization.mp4" for stem in stems}
+    folder = output.resolve()
+    return [d for d in drivings if d.name not in names or d.parent.resolve() != folder]
+
+
+def check_jobs(jobs: list[Job], batch: bool, visualize: str | None, extra: dict | None = None) -> None:
     """Outputs that collide, overwrite an input, or cannot be written fail before the model loads."""
     from mraa.errors import MRAAError
     from mraa.pipeline import visualization_path
@@ -245,6 +255,7 @@ def check_jobs(jobs: list[Job], batch: bool, visualize: str | None) -> None:
         outputs.append(("--output", check_output_path(job.output)))
         if visualize is not None:
             outputs.append(("--visualize", check_output_path(visualization_path(job.output, visualize))))
+    outputs += [(label, path) for label, path in (extra or {}).items() if path is not None]
     inputs = list(
         dict.fromkeys(item for job in jobs for item in (("--source", job.source), ("--driving", job.driving)))
     )
@@ -309,6 +320,18 @@ def _animate_job(animator, job: Job, args: argparse.Namespace, options: Options,
     )
 
 
+def extra_outputs(args: argparse.Namespace) -> dict[str, Path]:
+    """--crop-preview and the files --onnx-dir may receive: checked against every input with the outputs."""
+    extra = {"--crop-preview": check_output_path(args.crop_preview)} if args.crop_preview else {}
+    if args.onnx_dir:
+        from mraa.export.manifest import MANIFEST_NAME
+        from mraa.export.onnx import GRAPHS
+
+        names = [*(f"{g}.onnx" for g in GRAPHS), MANIFEST_NAME]
+        extra.update({f"--onnx-dir {name}": Path(args.onnx_dir) / name for name in names})
+    return extra
+
+
 def _describe(result) -> str:
     return f"{result.frames} frames, {result.fps:g} fps{', with audio' if result.has_audio else ''}"
 
@@ -316,7 +339,7 @@ def _describe(result) -> str:
 def run(args: argparse.Namespace) -> int:
     options = _options(args)
     jobs, batch = plan_jobs(args)
-    check_jobs(jobs, batch, args.visualize)
+    check_jobs(jobs, batch, args.visualize, extra_outputs(args))
     if not batch:
         from mraa.data.video_io import probe_video
 

@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(default: the samples shipped with mraa, next to the default model)",
     )
     parser.add_argument(
-        "--work-dir", metavar="DIR", help="folder for result videos (default: a new temporary folder)"
+        "--work-dir", metavar="DIR", help="results go to DIR/.mraa-app/ (default: a new temporary folder)"
     )
     parser.set_defaults(func=run)
 

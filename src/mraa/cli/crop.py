@@ -126,8 +126,13 @@ def write_preview(path: str, crop_plan, source) -> None:
 def run(args: argparse.Namespace) -> int:
     from mraa.cli._common import check_output_path
 
-    if args.crop_preview:
-        check_output_path(args.crop_preview)
+    if args.crop_preview:  # never over --source or --driving (mraa.safety)
+        from mraa.safety import check_outputs
+
+        check_outputs(
+            inputs={"--source": args.source, "--driving": args.driving},
+            outputs={"--crop-preview": check_output_path(args.crop_preview)},
+        )
     framing, size = model_framing(args)
     crop_plan, source = plan(args, framing, size)
     data = crop_plan.as_dict()

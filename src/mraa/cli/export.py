@@ -25,13 +25,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="safetensors (default) or onnx: the animation graphs (region predictor, source encoder, "
         "per-frame generator, AVD) for onnxruntime, plus config.yaml (needs the onnx extra)",
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the files a previous export wrote in OUTPUT"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mraa.checkpoint import MODEL_KEYS, SAFETENSORS_NAME, export_safetensors, load_checkpoint
+    from mraa.checkpoint import MODEL_KEYS, export_safetensors, load_checkpoint
     from mraa.config import load_config
     from mraa.errors import MRAAError
     from mraa.models import build_models
@@ -42,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         raise MRAAError(f"--output {output} is a file, not a folder")
     check_outputs(
         inputs={"--checkpoint": args.checkpoint, "--config": args.config},
-        outputs={f"--output {name}": output / name for name in (SAFETENSORS_NAME, "config.yaml")},
+        outputs=export_outputs(output, getattr(args, "format", "safetensors")),
+        overwrite=args.overwrite,
     )
     cfg = load_config(args.config)
     models = build_models(cfg.model_params)
@@ -55,13 +59,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_outputs(output, fmt: str) -> dict:
+    """The files an export writes into ``output``, labelled for messages."""
+    from mraa.checkpoint import SAFETENSORS_NAME
+    from mraa.export.manifest import MANIFEST_NAME
+    from mraa.export.onnx import GRAPHS
+
+    names = [*(f"{g}.onnx" for g in GRAPHS), MANIFEST_NAME] if fmt == "onnx" else [SAFETENSORS_NAME]
+    return {f"--output {name}": output / name for name in [*names, "config.yaml"]}
+
+
 def _run_onnx(args: argparse.Namespace, cfg, models) -> int:
     """Write the ONNX graphs of the fused inference networks (see mraa.export.onnx) and config.yaml."""
-    import os
-    import tempfile
-    from pathlib import Path
-
-    from mraa.config import save_config
     from mraa.errors import MRAAError
     from mraa.export.onnx import GRAPHS, export_onnx
 
@@ -71,13 +80,7 @@ def _run_onnx(args: argparse.Namespace, cfg, models) -> int:
         raise MRAAError("--format onnx needs the onnx package: pip install 'mraa[onnx]'") from err
     models.eval()  # export_onnx folds and rewrites copies of the networks
     size = tuple(cfg.dataset_params.resolved_frame_shape[:2])
-    folder = Path(args.output)
-    folder.mkdir(parents=True, exist_ok=True)
-    # export into a scratch folder beside the output, then move the finished files in: no half-written graphs
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as scratch:
-        export_onnx(models, size, scratch)
-        save_config(cfg, Path(scratch) / "config.yaml")
-        for name in [f"{g}.onnx" for g in GRAPHS] + ["config.yaml"]:
-            os.replace(Path(scratch) / name, folder / name)
+    # written into a marked scratch folder inside the output and moved in when complete (mraa.export.onnx)
+    folder = export_onnx(models, size, args.output, config=cfg, checkpoint=args.checkpoint)
     print(f"wrote {', '.join(g + '.onnx' for g in GRAPHS)} and config.yaml to {folder} ({size[0]}x{size[1]})")
     return 0

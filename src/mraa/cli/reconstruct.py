@@ -69,9 +69,9 @@ def add_metric_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--keypoints",
-        help="keypoint extractor for AKD/MKR (required by them): a registered name (dlib-face: 68 face "
-        "landmarks, needs the 'metrics' extra) or an entry point in group mraa.keypoint_extractors; "
-        "package.module:factory with --allow-custom-extractor",
+        help="keypoint extractor for AKD/MKR (required by them): a registered name (dlib-face or face: 68 "
+        "face landmarks; body: 18 body keypoints from BlazePose; both in the 'metrics' extra) or an entry "
+        "point in group mraa.keypoint_extractors; package.module:factory with --allow-custom-extractor",
     )
     parser.add_argument(
         "--identity",

@@ -66,6 +66,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--crop", action="store_true", help="centre-crop the input to the model's aspect ratio first"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the files a previous run wrote in OUT_DIR"
+    )
     parser.set_defaults(func=run)
 
 
@@ -142,7 +145,9 @@ def run(args: argparse.Namespace) -> int:
         raise MRAAError(f"--overlay-scale must be between 1 and 16, got {args.overlay_scale}")
     resolve_device(args.device)
     check_outputs(
-        inputs={"--input": source}, outputs=output_files(Path(args.output), source, args.soft_masks)
+        inputs={"--input": source},
+        outputs=output_files(Path(args.output), source, args.soft_masks),
+        overwrite=args.overwrite,
     )
     created = not Path(args.output).exists()
     out = prepare_output_dir(args.output)

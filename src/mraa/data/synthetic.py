@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from mraa.atomic import atomic_write_text
+from mraa.atomic import atomic_write_text, remove_stale_temps, temp_dir
 from mraa.errors import MRAAError
 
 log = logging.getLogger(__name__)
@@ -677,8 +676,7 @@ def _check_destination(root: Path, overwrite: bool) -> None:
         for name in ("train", "test"):  # only remove what this generator writes
             shutil.rmtree(root / name, ignore_errors=True)
         (root / "metadata.json").unlink(missing_ok=True)
-        for stale in root.glob(".synth-*"):  # staging folder of an interrupted run
-            shutil.rmtree(stale, ignore_errors=True)
+        remove_stale_temps(root, "synth")  # the marked staging folder of an interrupted run
         leftovers = [p.name for p in root.iterdir()]
         if leftovers:
             log.warning("%s: keeping unrelated files: %s", root, ", ".join(sorted(leftovers)[:5]))
@@ -754,7 +752,7 @@ def write_dataset(
     root.mkdir(exist_ok=True)
     jobs = [("train", i, i) for i in range(num_train)]
     jobs += [("test", i, TEST_INDEX_OFFSET + i) for i in range(num_test)]
-    staging = Path(tempfile.mkdtemp(prefix=".synth-", dir=root))
+    staging = temp_dir(root, "synth")  # .mraa-tmp-synth-XXXXXXXX, marked as mraa's
     try:
         videos = _render_videos(staging, jobs, seed, cfg, fmt, progress)
         for split in ("train", "test"):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mraa.atomic import atomic_path, lock_temp, release_temp
+from mraa.atomic import atomic_path, lock_temp, release_temp, temp_dir, temp_file, unmark_dir
 from mraa.data.orientation import Orientation, frame_orientation, orient_frame
 from mraa.errors import MRAAError
 
@@ -442,9 +442,7 @@ class VideoWriter:
             raise MRAAError(
                 f"unsupported output format {self.suffix!r} (use .mp4, .mov, .mkv, .webm or .gif)"
             )
-        fd, tmp = tempfile.mkstemp(suffix=self.suffix, prefix=f".{self.path.stem}-", dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temp_file(self.path.parent, self.path.stem, self.suffix)  # marked as mraa's
         self._lock = lock_temp(self._tmp)  # marks the temporary file as in use (see remove_stale_temps)
         self._encoder: _Encoder | None = None
         self._gif_frames: list[np.ndarray] = []
@@ -691,7 +689,7 @@ class FolderWriter:
 
     def __init__(self, folder: str | os.PathLike) -> None:
         self.folder = Path(folder)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}-", dir=self.folder.parent))
+        self._tmp = temp_dir(self.folder.parent, self.folder.name)  # marked as mraa's
         self._lock = lock_temp(self._tmp)  # in use: not a stale temporary (see mraa.atomic)
 
     def write(self, name: str, image: np.ndarray) -> None:
@@ -714,6 +712,7 @@ class FolderWriter:
 
         try:
             if exc_type is None:
+                unmark_dir(self._tmp)
                 if self.folder.exists():
                     shutil.rmtree(self.folder)
                 os.replace(self._tmp, self.folder)

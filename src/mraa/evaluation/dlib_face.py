@@ -76,6 +76,7 @@ class DlibFaceAnalyzer:
         # results of the last few batches, keyed by content: the keypoint and identity extractors
         # look at the same frames one after the other, and detection is the costly part
         self._cache: OrderedDict[bytes, list[Any]] = OrderedDict()
+        self._embedding_cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
     def _upsample_for(self, frame: np.ndarray) -> int:
         if self.upsample is not None:
@@ -85,7 +86,7 @@ class DlibFaceAnalyzer:
     def shapes(self, frames: np.ndarray) -> list[Any]:
         """dlib landmark detections (or None) of the most confident face in each frame of uint8 (N, H, W, 3)."""
         frames = _check_frames(frames)
-        key = hashlib.blake2b(frames.tobytes(), digest_size=16).digest() + repr(frames.shape).encode()
+        key = _key(frames)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
@@ -119,6 +120,10 @@ class DlibFaceAnalyzer:
                 _model_file("dlib_face_recognition_resnet_model_v1.dat")
             )
         frames = _check_frames(frames)
+        key = _key(frames)
+        if key in self._embedding_cache:  # e.g. one reference video scored against several generated ones
+            self._embedding_cache.move_to_end(key)
+            return self._embedding_cache[key].copy()
         shapes = self.shapes(frames)
         out = np.full((len(shapes), EMBEDDING_SIZE), np.nan)
         for i, shape in enumerate(shapes):
@@ -126,7 +131,15 @@ class DlibFaceAnalyzer:
                 out[i] = np.asarray(
                     self._recognizer.compute_face_descriptor(np.ascontiguousarray(frames[i]), shape)
                 )
+        self._embedding_cache[key] = out.copy()
+        while len(self._embedding_cache) > 4:
+            self._embedding_cache.popitem(last=False)
         return out
+
+
+def _key(frames: np.ndarray) -> bytes:
+    """A cache key for a batch of frames: a hash of their content and shape."""
+    return hashlib.blake2b(frames.tobytes(), digest_size=16).digest() + repr(frames.shape).encode()
 
 
 def _check_frames(frames: np.ndarray) -> np.ndarray:

@@ -81,6 +81,37 @@ def aed_terms(driving: np.ndarray, reconstruction: np.ndarray) -> tuple[float, i
     return float(distances.sum()), int(both.sum())
 
 
+# The benchmark's forms (pose-evaluation's cmp_kp.py / cmp_with_missing.py / cmp.py, see docs/evaluation.md):
+# per frame, then averaged over frames.
+def akd_frame_terms(reference: np.ndarray, generated: np.ndarray) -> tuple[float, int]:
+    """Benchmark AKD: per frame, the mean absolute coordinate difference (|dx| and |dy| averaged) over the
+    keypoints detected in both (N, P, 2) arrays; the sum of these means and the number of such frames."""
+    both = keypoint_detected(reference) & keypoint_detected(generated)  # (N, P)
+    difference = np.abs(reference.astype(np.float64) - generated)  # (N, P, 2)
+    difference = np.where(both[..., None], difference, 0.0)
+    counted = both.sum(axis=1)  # (N,)
+    means = difference.sum(axis=(1, 2)) / np.maximum(2 * counted, 1)
+    return float(means[counted > 0].sum()), int((counted > 0).sum())
+
+
+def mkr_frame_terms(reference: np.ndarray, generated: np.ndarray) -> tuple[float, int]:
+    """Benchmark MKR: per frame, the share of the reference's detected keypoints missing in the generated
+    frame; the sum of these shares and the number of frames whose reference has any keypoint."""
+    detected = keypoint_detected(reference)  # (N, P)
+    missing = (detected & ~keypoint_detected(generated)).sum(axis=1)
+    counted = detected.sum(axis=1)
+    shares = missing / np.maximum(counted, 1)
+    return float(shares[counted > 0].sum()), int((counted > 0).sum())
+
+
+def aed_squared_terms(reference: np.ndarray, generated: np.ndarray) -> tuple[float, int]:
+    """Benchmark AED: sum of *squared* L2 distances between embeddings (N, D) found in both, and their
+    number of frames (the benchmark takes no square root)."""
+    both = np.isfinite(reference).all(axis=-1) & np.isfinite(generated).all(axis=-1)  # (N,)
+    squared = ((reference[both].astype(np.float64) - generated[both]) ** 2).sum(axis=-1)
+    return float(squared.sum()), int(both.sum())
+
+
 def _ratio(total: float, count: int) -> float | None:
     return total / count if count else None
 
@@ -138,10 +169,12 @@ def register_identity_extractor(name: str, factory: Factory) -> None:
 
 
 def _builtin_factories() -> None:
-    from mraa.evaluation import dlib_face
+    from mraa.evaluation import body, dlib_face
 
-    _KEYPOINT_FACTORIES.setdefault("dlib-face", dlib_face.DlibFaceKeypoints)
-    _IDENTITY_FACTORIES.setdefault("dlib-face", dlib_face.DlibFaceIdentity)
+    for name in ("dlib-face", "face"):  # "face": the short name `mraa evaluate --keypoints face` uses
+        _KEYPOINT_FACTORIES.setdefault(name, dlib_face.DlibFaceKeypoints)
+        _IDENTITY_FACTORIES.setdefault(name, dlib_face.DlibFaceIdentity)
+    _KEYPOINT_FACTORIES.setdefault("body", body.BodyKeypoints)
 
 
 def available_extractors(kind: str) -> list[str]:

@@ -7,8 +7,8 @@ equal the driving frame, so the mean absolute difference (L1, pixels in [0, 1]) 
 captured. This follows the official evaluation (``reconstruction.py``).
 
 Averages: ``l1`` is the mean over videos of each video's mean over frames; ``l1_frames`` pools all frames of
-all videos (the number the official script prints). AKD, MKR and AED are pooled over all frames (and
-keypoints) of all videos, as in the keypoint-evaluation scripts that go with the paper.
+all videos (the number the official script prints). AKD, MKR and AED are pooled over all frames of all
+videos, as in the keypoint-evaluation scripts that go with the paper (see :mod:`mraa.evaluation.scores`).
 """
 
 from __future__ import annotations
@@ -30,14 +30,13 @@ from torch import Tensor
 from mraa.animate import Animator
 from mraa.atomic import atomic_write_text
 from mraa.errors import MRAAError
-from mraa.evaluation.metrics import (
-    IdentityExtractor,
-    KeypointExtractor,
-    aed_terms,
-    akd_terms,
-    check_embeddings,
-    check_keypoints,
-    mkr_terms,
+from mraa.evaluation.metrics import IdentityExtractor, KeypointExtractor
+from mraa.evaluation.scores import (
+    IDENTITY_METRICS,
+    KEYPOINT_METRICS,
+    MetricTotals,
+    extractor_name,
+    score_batch,
 )
 
 log = logging.getLogger(__name__)
@@ -56,12 +55,12 @@ class VideoResult:
     num_frames: int
     l1: float
     baseline_l1: float  # no-motion baseline: the source frame compared with every driving frame
-    akd: float | None = None  # pixels, over keypoints detected in both driving and reconstruction
+    akd: float | None = None  # pixels, the benchmark's form (mean |dx|, |dy|), over keypoints found in both
+    akd_euclidean: float | None = None  # pixels, mean Euclidean distance over keypoints found in both
     mkr: float | None = None
-    aed: float | None = None
-    keypoints_compared: int = 0  # keypoints detected in both (AKD's denominator)
-    keypoints_detected: int = 0  # keypoints detected in the driving frames (MKR's denominator)
-    faces_compared: int = 0  # frames with an identity in both (AED's denominator)
+    aed: float | None = None  # the benchmark's form: mean squared L2 distance of identity embeddings
+    aed_euclidean: float | None = None  # mean L2 distance
+    counts: dict[str, int] = field(default_factory=dict)  # each metric's denominator (mraa.evaluation.scores)
     output: str | None = None
 
 
@@ -87,14 +86,12 @@ class ReconstructionReport:
         total = sum(getattr(video, name) * video.num_frames for video in self.videos)
         return total / self.num_frames
 
-    def _pooled(self, name: str, count: str) -> float | None:
-        total = sum(
-            getattr(video, name) * getattr(video, count)
-            for video in self.videos
-            if getattr(video, name) is not None
-        )
-        weight = sum(getattr(video, count) for video in self.videos if getattr(video, name) is not None)
-        return total / weight if weight else None
+    def _pooled(self, name: str) -> float | None:
+        totals = MetricTotals()
+        for video in self.videos:
+            if getattr(video, name) is not None:
+                totals.add(name, getattr(video, name) * video.counts[name], video.counts[name])
+        return totals.value(name)
 
     @property
     def l1(self) -> float:
@@ -116,15 +113,23 @@ class ReconstructionReport:
 
     @property
     def akd(self) -> float | None:
-        return self._pooled("akd", "keypoints_compared") if self.keypoints else None
+        return self._pooled("akd") if self.keypoints else None
+
+    @property
+    def akd_euclidean(self) -> float | None:
+        return self._pooled("akd_euclidean") if self.keypoints else None
 
     @property
     def mkr(self) -> float | None:
-        return self._pooled("mkr", "keypoints_detected") if self.keypoints else None
+        return self._pooled("mkr") if self.keypoints else None
 
     @property
     def aed(self) -> float | None:
-        return self._pooled("aed", "faces_compared") if self.identity else None
+        return self._pooled("aed") if self.identity else None
+
+    @property
+    def aed_euclidean(self) -> float | None:
+        return self._pooled("aed_euclidean") if self.identity else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: dataset metrics, settings and the per-video list."""
@@ -136,8 +141,10 @@ class ReconstructionReport:
             "baseline_l1": self.baseline_l1,
             "baseline_l1_frames": self.baseline_l1_frames,
             "akd": self.akd,
+            "akd_euclidean": self.akd_euclidean,
             "mkr": self.mkr,
             "aed": self.aed,
+            "aed_euclidean": self.aed_euclidean,
             "use_bg": self.use_bg,
             "keypoints": self.keypoints,
             "identity": self.identity,
@@ -260,9 +267,7 @@ def evaluate_video(
 
     l1: list[Tensor] = []
     baseline: list[Tensor] = []
-    akd = [0.0, 0]
-    mkr = [0, 0]
-    aed = [0.0, 0]
+    totals = MetricTotals()
     source = video[:1].to(animator.device)
     for driving, prediction in iter_reconstruction(animator, video, use_bg):
         l1.append((prediction - driving).abs().mean(dim=(1, 2, 3)).double().cpu())  # (B,)
@@ -272,20 +277,7 @@ def evaluate_video(
         driving_uint8, prediction_uint8 = tensor_to_uint8(driving), tensor_to_uint8(prediction)
         if output is not None:
             output.add(driving_uint8, prediction_uint8)
-        b = driving.shape[0]
-        if keypoint_extractor is not None:
-            kp_name = _name(keypoint_extractor)
-            kp_driving = check_keypoints(keypoint_extractor(driving_uint8), b, kp_name)
-            kp_prediction = check_keypoints(keypoint_extractor(prediction_uint8), b, kp_name)
-            if kp_driving.shape != kp_prediction.shape:
-                raise MRAAError(f"keypoint extractor {kp_name} returned a varying number of keypoints")
-            _add(akd, akd_terms(kp_driving, kp_prediction))
-            _add(mkr, mkr_terms(kp_driving, kp_prediction))
-        if identity_extractor is not None:
-            id_name = _name(identity_extractor)
-            id_driving = check_embeddings(identity_extractor(driving_uint8), b, id_name)
-            id_prediction = check_embeddings(identity_extractor(prediction_uint8), b, id_name)
-            _add(aed, aed_terms(id_driving, id_prediction))
+        score_batch(totals, driving_uint8, prediction_uint8, keypoint_extractor, identity_extractor)
     per_frame = torch.cat(l1)
     result = VideoResult(
         name=name,
@@ -293,23 +285,13 @@ def evaluate_video(
         l1=float(per_frame.mean()),
         baseline_l1=float(torch.cat(baseline).mean()),
     )
-    if keypoint_extractor is not None:
-        result.akd = akd[0] / akd[1] if akd[1] else None
-        result.mkr = mkr[0] / mkr[1] if mkr[1] else None
-        result.keypoints_compared, result.keypoints_detected = akd[1], mkr[1]
-    if identity_extractor is not None:
-        result.aed = aed[0] / aed[1] if aed[1] else None
-        result.faces_compared = aed[1]
+    keys = (KEYPOINT_METRICS if keypoint_extractor is not None else ()) + (
+        IDENTITY_METRICS if identity_extractor is not None else ()
+    )
+    for key in keys:
+        setattr(result, key, totals.value(key))
+        result.counts[key] = totals.counts.get(key, 0)
     return result
-
-
-def _add(total: list, terms: tuple) -> None:
-    total[0] += terms[0]
-    total[1] += terms[1]
-
-
-def _name(extractor: object) -> str:
-    return str(getattr(extractor, "name", None) or type(extractor).__name__)
 
 
 def _video_items(dataset: Any, count: int) -> Iterator[tuple[dict[str, Any] | None, str]]:
@@ -360,7 +342,7 @@ def reconstruct_dataset(
     out_path, created = _output_folder(out_dir)
     count = len(dataset) if max_videos is None else min(max_videos, len(dataset))
     extractors = (keypoint_extractor, identity_extractor)
-    names = [_name(e) if e is not None else None for e in extractors]
+    names = [extractor_name(e) if e is not None else None for e in extractors]
     report = ReconstructionReport(videos=[], use_bg=use_bg, keypoints=names[0], identity=names[1])
     report.skipped += list(getattr(dataset, "unusable", []))  # unreadable or too short, found when listed
     bar = _progress_bar(progress, count)

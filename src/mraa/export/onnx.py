@@ -22,15 +22,20 @@ and the official code do) to stay within float rounding of the torch backend.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
+import shutil
 import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from mraa.atomic import lock_temp, release_temp, remove_stale_temps, temp_dir
+from mraa.config import MRAAConfig, save_config
 from mraa.errors import MRAAError
+from mraa.export.manifest import MANIFEST_NAME, make_manifest, weights_digest
 from mraa.geometry import RegionParams, covar_to_affine, heatmap_to_moments
 from mraa.modules.fusion import inference_form, phase_up_blocks
 
@@ -119,14 +124,66 @@ def _export_form(module: nn.Module) -> nn.Module:
     return phase_up_blocks(inference_form(copy.deepcopy(module).cpu().eval()))
 
 
-def export_onnx(models, size: tuple[int, int], folder: str | os.PathLike) -> Path:
+def graph_forms(models) -> dict[str, nn.Module]:
+    """CPU copies of the exported networks in their export form (the caller's networks keep theirs)."""
+    return {
+        "generator": _export_form(models.generator),
+        "region_predictor": _export_form(models.region_predictor),
+        "avd_network": copy.deepcopy(models.avd_network).cpu().eval(),
+    }
+
+
+def graph_digest(models) -> str:
+    """The weights digest an ONNX manifest records for ``models`` (see :mod:`mraa.export.manifest`)."""
+    return weights_digest(graph_forms(models))
+
+
+def export_onnx(
+    models,
+    size: tuple[int, int],
+    folder: str | os.PathLike,
+    config: MRAAConfig | None = None,
+    checkpoint: str | os.PathLike | None = None,
+) -> Path:
     """Write the four graphs for ``models`` (an :class:`mraa.models.MRAAModels`, fused or not, float32,
-    any device; exported on the CPU) at frame ``size`` (H, W) into ``folder``; returns the folder."""
+    any device; exported on the CPU) at frame ``size`` (H, W) into ``folder``, with their manifest
+    (:mod:`mraa.export.manifest`; ``checkpoint``'s SHA-256 recorded when given) and ``config.yaml`` when
+    ``config`` is given; returns the folder.
+
+    The files are written into a marked temporary folder inside ``folder`` (removed on failure, or by the
+    next export when the process was killed) and moved into place once all are written; a full disk is an
+    :class:`MRAAError` naming it.
+    """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    # copies: the caller's networks keep their device and form
-    gen, rp = _export_form(models.generator), _export_form(models.region_predictor)
-    avd = copy.deepcopy(models.avd_network).cpu().eval()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(folder, "export")  # what a killed export left
+        scratch = temp_dir(folder, "export")
+    except OSError as exc:
+        raise MRAAError(f"cannot write the ONNX graphs to {folder}: {exc.strerror or exc}") from exc
+    lock = lock_temp(scratch)
+    try:
+        forms = graph_forms(models)
+        _write_graphs(forms, size, scratch)
+        manifest = make_manifest(weights_digest(forms), size, checkpoint)
+        (scratch / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        names = [f"{g}.onnx" for g in GRAPHS]
+        if config is not None:
+            save_config(config, scratch / "config.yaml")
+            names.append("config.yaml")
+        (folder / MANIFEST_NAME).unlink(missing_ok=True)  # graphs without a manifest are never reused
+        for name in [*names, MANIFEST_NAME]:
+            os.replace(scratch / name, folder / name)
+    except OSError as exc:  # a full disk
+        raise MRAAError(f"cannot write the ONNX graphs to {folder}: {exc.strerror or exc}") from exc
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        release_temp(lock)
+    return folder
+
+
+def _write_graphs(forms: dict[str, nn.Module], size: tuple[int, int], folder: Path) -> None:
+    gen, rp, avd = forms["generator"], forms["region_predictor"], forms["avd_network"]
     channels = gen.num_channels
     image = torch.rand(2, channels, *size)
     source = image[:1].contiguous()
@@ -150,7 +207,6 @@ def export_onnx(models, size: tuple[int, int], folder: str | os.PathLike) -> Pat
         avd_in = ["source_shift", "source_affine", "driving_shift", "driving_affine"]
         _export(_AVDGraph(avd), (shift, affine, shift.flip(0), affine.flip(0)), folder / "avd_network.onnx",
                 avd_in, ["shift", "affine", "covar"], dict.fromkeys([*avd_in, "shift", "affine", "covar"], batch))  # fmt: skip
-    return folder
 
 
 def _session(path: Path, threads: int | None):

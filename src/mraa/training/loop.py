@@ -55,7 +55,17 @@ from mraa.training.distributed import (
     wrap_ddp,
 )
 from mraa.training.logger import RunningMeans, TrainLogger
-from mraa.training.rundir import RunExistsError, check_run_dir, clear_run, run_file_name, run_tag
+from mraa.training.rundir import (
+    RunExistsError,
+    check_run_dir,
+    clear_run,
+    lock_run_dir,
+    remove_empty_run_dir,
+    remove_failed_run,
+    run_file_name,
+    run_tag,
+    unlock_run_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +188,7 @@ class RunSetup:
     resuming: bool
     loader: EpochLoader
     state: LoopState
+    lock: int | None = None  # the run folder's lock (main process), see mraa.training.rundir.lock_run_dir
 
 
 # ----------------------------------------------------------------------------------------- the loop
@@ -198,6 +209,8 @@ def fit(
     log_dir = Path(log_dir)
     plan = check_start(cfg, log_dir, task=task, options=options)
     info = init_distributed(options.device)
+    run: RunSetup | None = None
+    failed_new_run = False
     try:
         set_deterministic(options.deterministic)
         amp = check_amp(info.device, options.amp)
@@ -233,7 +246,18 @@ def fit(
         finally:
             logger.close()
         return TrainResult.from_state(log_dir, state)
+    except BaseException:
+        # a new run that failed before its first checkpoint has nothing to resume: its config.yaml and
+        # metrics must not block the next run (resumed runs and runs with a checkpoint keep everything)
+        if run is not None and info.is_main and not options.resume and run.state.last_checkpoint is None:
+            remove_failed_run(log_dir, task.mode)  # under the lock
+            failed_new_run = True
+        raise
     finally:
+        if run is not None:
+            unlock_run_dir(log_dir, run.lock)
+        if failed_new_run and plan.new_folder:
+            remove_empty_run_dir(log_dir)
         cleanup_distributed(info)
 
 
@@ -244,6 +268,7 @@ class StartPlan:
     start: Path | None
     resume: bool
     stale: list[Path]
+    new_folder: bool = False  # the log folder did not exist before this run
 
 
 def check_start(cfg: MRAAConfig, log_dir: Path, *, task: Task, options: RunOptions) -> StartPlan:
@@ -259,7 +284,7 @@ def check_start(cfg: MRAAConfig, log_dir: Path, *, task: Task, options: RunOptio
         raise MRAAError(
             f"the starting checkpoint {start} belongs to the run in {log_dir} that would be cleared"
         )
-    return StartPlan(start, resume, stale)
+    return StartPlan(start, resume, stale, new_folder=not log_dir.exists())
 
 
 def run_epochs(
@@ -384,14 +409,20 @@ def open_run(
     loader = EpochLoader(dataset, task.params.batch_size, workers, info, seed, pin_memory=pin_memory)
     state = state_from_checkpoint(data, task.mode, loader) if resuming else LoopState()
     state.seed = seed
+    lock = None
     if info.is_main:
-        clear_run(log_dir, plan.stale)
         log_dir.mkdir(parents=True, exist_ok=True)
-        for folder in (log_dir, log_dir / "train-vis"):
-            for path in remove_stale_temps(folder):
-                log.info("removed %s, left by an interrupted write", path)
-        write_run_config(cfg, log_dir, run_file_name("config", task.mode, ".yaml"))
-    return RunSetup(log_dir, start, data, resuming, loader, state)
+        lock = lock_run_dir(log_dir)  # a second run in this folder stops here, before it changes anything
+        try:
+            clear_run(log_dir, plan.stale)
+            for folder in (log_dir, log_dir / "train-vis"):
+                for path in remove_stale_temps(folder):
+                    log.info("removed %s, left by an interrupted write", path)
+            write_run_config(cfg, log_dir, run_file_name("config", task.mode, ".yaml"))
+        except BaseException:
+            unlock_run_dir(log_dir, lock)
+            raise
+    return RunSetup(log_dir, start, data, resuming, loader, state, lock)
 
 
 def make_optimizer(

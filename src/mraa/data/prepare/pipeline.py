@@ -14,6 +14,7 @@ The run has three phases, each resumable:
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import logging
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from mraa.atomic import atomic_write_text
+from mraa.atomic import atomic_write_text, remove_stale_temps
 from mraa.data import video_io
 from mraa.data.prepare.chunks import PlannedChunk, plan_chunks, smooth_track, track_main_person
 from mraa.data.prepare.detectors import (
@@ -349,12 +350,8 @@ def _crop_resize(frame: np.ndarray, crop: tuple[int, int, int], size: int) -> np
 
 
 def _remove_partial(folder: Path, name: str) -> None:
-    """Remove temporary files an interrupted writer left for chunk ``name``."""
-    for leftover in folder.glob(f".{_glob_escape(name)}-*"):
-        if leftover.is_dir():
-            shutil.rmtree(leftover, ignore_errors=True)
-        else:
-            leftover.unlink(missing_ok=True)
+    """Remove the marked temporaries an interrupted writer left for chunk ``name`` (see mraa.atomic)."""
+    remove_stale_temps(folder, _glob_escape(name), any_age=True)
 
 
 def _glob_escape(text: str) -> str:
@@ -476,7 +473,20 @@ def _analyse_task(
         atomic_write_text(cache, json.dumps(analysis))
         return analysis, "", False, ""
     except MRAAError as exc:
+        _raise_if_disk_full(exc, source)
         return None, "unreadable", False, str(exc)
+
+
+def _raise_if_disk_full(exc: MRAAError, source: Path) -> None:
+    """A full disk stops the run (a failing exit, no manifest): it is not one unreadable video."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if getattr(cause, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            break
+        cause = cause.__cause__
+    if cause is None and "no space left on device" not in str(exc).lower():
+        return
+    raise MRAAError(f"disk full (no space left on device) while writing for {source.name}: {exc}") from None
 
 
 def _write_task(
@@ -491,6 +501,7 @@ def _write_task(
     try:
         return write_chunks(source, todo, size, fps, num_frames, progress), ""
     except MRAAError as exc:
+        _raise_if_disk_full(exc, source)
         return 0, str(exc)
 
 
