@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import io
 import logging
 import math
 import os
@@ -113,7 +114,7 @@ def background_schedule(spec: str | np.ndarray | Tensor | None) -> BackgroundMot
     if spec is None:
         return BackgroundMotion("still")
     if isinstance(spec, (np.ndarray, Tensor)):
-        return BackgroundMotion("schedule", matrices=_as_matrices(torch.as_tensor(np.asarray(spec)), "array"))
+        return BackgroundMotion("schedule", matrices=_as_matrices(spec, "array"))
     text = str(spec).strip()
     name, _, arg = text.partition(":")
     if name in ("still", "none", "identity"):
@@ -126,6 +127,8 @@ def background_schedule(spec: str | np.ndarray | Tensor | None) -> BackgroundMot
             speed = float(arg) if arg else default
         except ValueError:
             raise MRAAError(f"background {text!r}: {arg!r} is not a number") from None
+        if not math.isfinite(speed):
+            raise MRAAError(f"background {text!r}: the speed must be a finite number, got {arg}")
         return BackgroundMotion(name, speed=speed)
     if "," in text:
         try:
@@ -134,15 +137,10 @@ def background_schedule(spec: str | np.ndarray | Tensor | None) -> BackgroundMot
             raise MRAAError(f"background {text!r}: expected six comma-separated numbers") from None
         if len(values) != 6:
             raise MRAAError(f"background {text!r}: an affine needs 6 numbers (2x3), got {len(values)}")
-        return BackgroundMotion("affine", matrices=_as_matrices(torch.tensor(values).view(1, 2, 3), text))
+        return BackgroundMotion("affine", matrices=_as_matrices(np.reshape(values, (1, 2, 3)), text))
     path = Path(text)
     if path.suffix in (".npy", ".txt", ".csv") and path.is_file():
-        array = (
-            np.load(path)
-            if path.suffix == ".npy"
-            else np.loadtxt(path, delimiter="," if "," in path.read_text() else None)
-        )
-        return BackgroundMotion("schedule", matrices=_as_matrices(torch.as_tensor(array), str(path)))
+        return BackgroundMotion("schedule", matrices=_as_matrices(_load_schedule(path), str(path)))
     if path.suffix in (".npy", ".txt", ".csv"):
         raise MRAAError(f"background schedule not found: {path}")
     raise MRAAError(
@@ -151,8 +149,26 @@ def background_schedule(spec: str | np.ndarray | Tensor | None) -> BackgroundMot
     )
 
 
-def _as_matrices(array: Tensor, name: str) -> Tensor:
-    array = array.double()
+def _load_schedule(path: Path) -> np.ndarray:
+    """The matrices of a ``.npy`` (no pickled objects) or text schedule file."""
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        text = path.read_text(encoding="utf-8-sig")
+        return np.loadtxt(io.StringIO(text), delimiter="," if "," in text else None, ndmin=2)
+    except (ValueError, OSError, UnicodeDecodeError, EOFError) as exc:
+        detail = "it holds Python objects" if "allow_pickle" in str(exc) else str(exc).splitlines()[0]
+        raise MRAAError(f"background {path}: not a file of numbers ({detail})") from None
+
+
+def _as_matrices(values: np.ndarray | Tensor, name: str) -> Tensor:
+    """Background matrices (T, 3, 3) from 2x3 / 3x3 / flat 6 or 9 numbers; refuses non-finite or singular ones."""
+    if isinstance(values, Tensor):
+        values = values.detach().cpu().numpy()
+    values = np.asarray(values)
+    if values.dtype.kind not in "biuf":
+        raise MRAAError(f"background {name}: expected numbers, got an array of {values.dtype} values")
+    array = torch.from_numpy(values.astype(np.float64))
     if array.ndim == 2 and array.shape[1] in (6, 9):
         array = array.view(array.shape[0], -1, 3)
     if array.ndim == 2:
@@ -162,6 +178,16 @@ def _as_matrices(array: Tensor, name: str) -> Tensor:
     if array.shape[1] == 2:
         bottom = torch.tensor([0.0, 0.0, 1.0], dtype=array.dtype).expand(array.shape[0], 1, 3)
         array = torch.cat([array, bottom], dim=1)
+    if array.shape[0] == 0:
+        raise MRAAError(f"background {name}: no matrices")
+    if not torch.isfinite(array).all():
+        raise MRAAError(f"background {name}: the matrices hold non-finite values (nan or inf)")
+    det = torch.linalg.det(array[:, :2, :2]).abs()  # (T,) area scale of each frame's map
+    if (det < 1e-6).any():
+        frame = int(torch.nonzero(det < 1e-6)[0])
+        raise MRAAError(
+            f"background {name}: the matrix of frame {frame} is singular (it collapses the image)"
+        )
     return array.float()
 
 
@@ -384,6 +410,8 @@ class Animator:
         self._generator = torch.compile(self.models.generator) if compile else self.models.generator
         self._onnx = None
         if backend != "torch":
+            if onnx_dir is not None and Path(onnx_dir).exists() and not Path(onnx_dir).is_dir():
+                raise MRAAError(f"the ONNX folder {onnx_dir} is a file: give a folder (made when missing)")
             self._torch_models = dataclasses.replace(self.models)  # the torch networks, to re-export
             self._onnx = attach_onnx_backend(self, backend, onnx_dir)
 

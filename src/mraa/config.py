@@ -332,8 +332,10 @@ def load_config(path: str | os.PathLike, strict: bool = False) -> MRAAConfig:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise MRAAError(f"cannot parse config {path}: {str(exc).splitlines()[0]}") from None
+    if data is None:  # an empty file (or only comments) would silently mean "all defaults"
+        raise MRAAError(f"config {path} is empty")
     try:
-        return config_from_dict(data or {}, strict=strict)
+        return config_from_dict(data, strict=strict)
     except MRAAError as exc:
         raise MRAAError(f"{path}: {exc}") from None
 
@@ -402,3 +404,28 @@ def validate(cfg: MRAAConfig) -> None:
             "animate_params.still_background must be identity or source, "
             f"got {cfg.animate_params.still_background!r}"
         )
+    _validate_sizes_and_schedules(cfg)
+
+
+MAX_FRAME_SIDE = 4096  # a frame_shape beyond this would need tens of GB per batch: refused, not attempted
+
+
+def _validate_sizes_and_schedules(cfg: MRAAConfig) -> None:
+    """frame_shape within bounds, pyramid scales given, learning-rate milestones in increasing order."""
+    shape = cfg.dataset_params.frame_shape
+    if shape is not None and not (
+        len(shape) == 3 and all(8 <= side <= MAX_FRAME_SIDE for side in shape[:2]) and shape[2] in (1, 3)
+    ):
+        raise MRAAError(
+            f"dataset_params.frame_shape must be [H, W, 3] with H and W between 8 and {MAX_FRAME_SIDE}, "
+            f"got {list(shape)}"
+        )
+    scales = cfg.train_params.scales
+    if not scales or not all(0 < scale <= 1 for scale in scales):
+        raise MRAAError(f"train_params.scales must list at least one scale in (0, 1], got {list(scales)}")
+    for section in ("train_params", "train_avd_params"):
+        milestones = list(getattr(cfg, section).epoch_milestones)
+        if any(m < 0 for m in milestones) or milestones != sorted(milestones):
+            raise MRAAError(
+                f"{section}.epoch_milestones must be non-negative epochs in increasing order, got {milestones}"
+            )

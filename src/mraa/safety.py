@@ -13,10 +13,11 @@ Labels name the paths in messages: the library passes values (``"input"``), the 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from mraa.atomic import remove_stale_temps
+from mraa.atomic import _TEMP_NAME, remove_stale_temps
 from mraa.errors import MRAAError
 
 PathLike = str | os.PathLike
@@ -62,6 +63,9 @@ def check_outputs(
 ) -> None:
     """Refuse outputs that would destroy inputs or each other; then remove stale temporaries of the outputs.
 
+    Each path is resolved (and stat-ed) once and compared by dict lookups, so a batch of 10,000 pairs is
+    checked in linear time.
+
     Args:
         inputs: paths read by the run (files or folders), optionally as ``{label: path}``.
         outputs: paths the run writes (files, or folders it creates or replaces), optionally labelled.
@@ -76,40 +80,122 @@ def check_outputs(
             file or nested, an output lies inside an input folder, an input lies inside an output, or
             an output exists and ``overwrite`` is False.
     """
-    ins = _labelled(inputs, "input")
-    outs = _labelled(outputs, "output")
-    for out_label, out in outs:
-        for in_label, src in ins:
-            if same_file(out, src):
-                raise MRAAError(
-                    f"{out_label} {out} is the same file as {in_label} {src}: refusing to overwrite an input"
-                )
-            if not nested_ok and not src.is_file() and is_inside(out, src):
-                raise MRAAError(
-                    f"{out_label} {out} is inside {in_label} {src}: refusing to write into an input folder"
-                )
-            if not out.is_file() and is_inside(src, out):
-                raise MRAAError(
-                    f"{in_label} {src} is inside {out_label} {out}, which would be replaced: "
-                    "choose another output"
-                )
-    for i, (label_a, a) in enumerate(outs):
-        for label_b, b in outs[i + 1 :]:
-            if same_file(a, b):
-                raise MRAAError(
-                    f"{label_a} and {label_b} are the same file ({a}): one would overwrite the other"
-                )
-            if is_inside(a, b) or is_inside(b, a):
-                raise MRAAError(f"{label_a} {a} and {label_b} {b} overlap: one is inside the other")
+    ins = [_Entry(label, path) for label, path in dict.fromkeys(_labelled(inputs, "input"))]
+    outs = [_Entry(label, path) for label, path in _labelled(outputs, "output")]
+    in_files = _index(ins)
+    in_folders = {entry.resolved: entry for entry in reversed(ins) if not entry.is_file}
+    for out in outs:
+        src = in_files.get(out.resolved) or in_files.get(out.inode)
+        if src is not None:
+            raise MRAAError(
+                f"{out.label} {out.path} is the same file as {src.label} {src.path}: refusing to overwrite an input"
+            )
+        folder = None if nested_ok else _first_ancestor(out.resolved, in_folders)
+        if folder is not None:
+            raise MRAAError(
+                f"{out.label} {out.path} is inside {folder.label} {folder.path}: "
+                "refusing to write into an input folder"
+            )
+    out_folders = {entry.resolved: entry for entry in reversed(outs) if not entry.is_file}
+    for src in ins:
+        out = _first_ancestor(src.resolved, out_folders)
+        if out is not None:
+            raise MRAAError(
+                f"{src.label} {src.path} is inside {out.label} {out.path}, which would be replaced: "
+                "choose another output"
+            )
+    _check_outputs_apart(outs)
     if overwrite is False:
-        existing = [(label, out) for label, out in outs if out.exists() or out.is_symlink()]
+        existing = [out for out in outs if out.inode is not None or out.path.is_symlink()]
         if existing:
-            label, out = existing[0]
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-            raise MRAAError(f"{label} {out} already exists{more}: pass --overwrite to replace it")
+            out = existing[0]
+            raise MRAAError(f"{out.label} {out.path} already exists{more}: pass --overwrite to replace it")
     if clean_temps:
-        for _, out in outs:
-            clean_stale_temps(out)
+        _clean_temps_of(outs)
+
+
+class _Entry:
+    """A labelled path, resolved and stat-ed once."""
+
+    def __init__(self, label: str, path: Path) -> None:
+        self.label, self.path = label, path
+        self.resolved = _resolved(path)
+        try:
+            info = path.stat()
+        except OSError:
+            self.inode, self.is_file, self.is_dir = None, False, False
+        else:
+            self.inode = ("inode", info.st_dev, info.st_ino)  # hard links share it
+            self.is_file, self.is_dir = stat.S_ISREG(info.st_mode), stat.S_ISDIR(info.st_mode)
+
+
+def _index(entries: list[_Entry]) -> dict[object, _Entry]:
+    """The first entry by resolved path and by inode (for the paths that exist)."""
+    index: dict[object, _Entry] = {}
+    for entry in entries:
+        index.setdefault(entry.resolved, entry)
+        if entry.inode is not None:
+            index.setdefault(entry.inode, entry)
+    return index
+
+
+def _first_ancestor(path: Path, folders: Mapping[Path, _Entry]) -> _Entry | None:
+    """The entry of the nearest folder that strictly contains ``path`` (resolved), if any."""
+    if not folders:
+        return None
+    for parent in path.parents:
+        if parent in folders:
+            return folders[parent]
+    return None
+
+
+def _check_outputs_apart(outs: list[_Entry]) -> None:
+    """No two outputs are the same file or nested."""
+    seen: dict[object, _Entry] = {}
+    for out in outs:
+        for key in (out.resolved, out.inode):
+            other = seen.get(key) if key is not None else None
+            if other is not None and other is not out:
+                raise MRAAError(
+                    f"{other.label} and {out.label} are the same file ({other.path}): one would overwrite the other"
+                )
+        seen[out.resolved] = out
+        if out.inode is not None:
+            seen[out.inode] = out
+    by_path = {out.resolved: out for out in reversed(outs)}
+    for out in outs:
+        outer = _first_ancestor(out.resolved, by_path)
+        if outer is not None:
+            raise MRAAError(
+                f"{outer.label} {outer.path} and {out.label} {out.path} overlap: one is inside the other"
+            )
+
+
+def _clean_temps_of(outs: list[_Entry]) -> None:
+    """:func:`clean_stale_temps` for the outputs that may have temporaries: each folder is listed once."""
+    names_by_folder: dict[Path, set[str]] = {}
+    for out in outs:
+        parent = out.path.parent
+        if parent not in names_by_folder:
+            names_by_folder[parent] = _temp_output_names(parent)
+        names = names_by_folder[parent]
+        if out.is_dir or out.path.stem in names or out.path.name in names:
+            clean_stale_temps(out.path)
+
+
+def _temp_output_names(folder: Path) -> set[str]:
+    """The output names (stem, and stem with suffix) of the temporaries in ``folder``."""
+    names: set[str] = set()
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return names
+    for name in entries:
+        match = _TEMP_NAME.match(name)
+        if match is not None:
+            names.update((match["stem"], match["stem"] + (match["suffix"] or "")))
+    return names
 
 
 def clean_stale_temps(output: PathLike) -> list[Path]:

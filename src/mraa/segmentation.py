@@ -230,10 +230,19 @@ def labels_to_mask(labels: Tensor, parts: Sequence[int], feather: float = 0.0) -
     return feather_mask(mask, feather)
 
 
+MAX_FEATHER = 1000.0  # pixels; a wider blur only flattens the mask, and its kernel would take gigabytes
+
+
+def check_feather(sigma: float) -> float:
+    """``sigma`` if it is a usable feather width (0 to :data:`MAX_FEATHER` pixels), else :class:`MRAAError`."""
+    if not 0 <= sigma <= MAX_FEATHER:  # also refuses nan
+        raise MRAAError(f"feather must be a number of pixels between 0 and {MAX_FEATHER:g}, got {sigma}")
+    return sigma
+
+
 def feather_mask(mask: Tensor, sigma: float) -> Tensor:
     """Gaussian blur of masks (B, 1, H, W) with standard deviation ``sigma`` pixels (0: unchanged)."""
-    if sigma < 0 or not math.isfinite(sigma):
-        raise MRAAError(f"feather must be a non-negative number of pixels, got {sigma}")
+    check_feather(sigma)
     if sigma == 0:
         return mask
     radius = max(1, math.ceil(3 * sigma))

@@ -200,8 +200,10 @@ class AnimationService(UploadReader, PartsMixin):
         from mraa.visualize import tensor_to_uint8, uint8_to_tensor
 
         mode, background = self.check_options(mode, background)
-        size = parse_output_size(output_size)
+        size = self._check_output_size(parse_output_size(output_size))
         image, box, source, clip, notes = self._framed_inputs(source_path, driving_path, crop)
+        if paste_back:
+            image, box = self._fit_source(image, box, notes)
         if clip.truncated:
             notes.append(f"the driving video was cut to its first {self.limits.max_frames} frames")
         if mode == "avd" and not self.animator.has_trained_avd:
@@ -223,6 +225,36 @@ class AnimationService(UploadReader, PartsMixin):
                     progress(writer.num_frames, total)
         log.info("animated %d frames (%s) -> %s", total, mode, output)
         return AnimationResult(output, total, clip.fps, mode, notes)
+
+    def _check_output_size(self, size: tuple[int, int] | None) -> tuple[int, int] | None:
+        """A requested (W, H) within :attr:`Limits.max_output_side`, else :class:`MRAAError`."""
+        cap = self.limits.max_output_side
+        if size is not None and max(size) > cap:
+            raise MRAAError(
+                f"output size {size[0]}x{size[1]} is larger than the app writes ({cap} pixels on the longer "
+                "side): choose a smaller size, or use `mraa animate --paste-back` for larger videos"
+            )
+        return size
+
+    def _fit_source(self, image: np.ndarray, box, notes: list[str]) -> tuple[np.ndarray, object]:
+        """The source (and its crop box) to paste into: scaled down to the app's output limit when larger,
+        so compositing a huge photo never holds the model for minutes."""
+        from PIL import Image
+
+        from mraa.data.prepare.detectors import Box
+
+        cap = self.limits.max_output_side
+        height, width = image.shape[:2]
+        if max(height, width) <= cap:
+            return image, box
+        scale = cap / max(height, width)
+        size = (max(2, round(width * scale)), max(2, round(height * scale)))
+        image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+        notes.append(
+            f"the {width}x{height} source was scaled down to {size[0]}x{size[1]} for paste-back (the app writes "
+            f"at most {cap} pixels on the longer side; `mraa animate --paste-back` has no limit)"
+        )
+        return image, Box(*(v * scale for v in box))
 
     def _is_sample(self, path: str | os.PathLike | None) -> bool:
         """Whether an upload is the sample source (the page hands over a copy, so compare contents)."""

@@ -25,12 +25,16 @@ CROP_OPTIONS = ("none", "center", "auto", "face", "upper-body", "full-body")
 
 @dataclass(frozen=True)
 class Limits:
-    """What the app accepts: upload size in MiB and driving length in frames."""
+    """What the app accepts: upload size in MiB, driving length in frames and the output video's longer side
+    (a pasted-back or resized video is composited while the model is held, so its size is bounded)."""
 
     max_upload_mb: float = 200.0
     max_frames: int = 600
+    max_output_side: int = 2048
 
     def __post_init__(self) -> None:
+        if self.max_output_side < 2:
+            raise MRAAError(f"the output size limit must be at least 2 pixels, got {self.max_output_side}")
         if self.max_upload_mb <= 0:
             raise MRAAError(f"the upload limit must be positive, got {self.max_upload_mb} MB")
         if self.max_frames < 1:
@@ -55,7 +59,9 @@ def unreadable_video(path: Path, exc: Exception) -> MRAAError:
     try:
         import av
 
-        with av.open(str(path)) as container:
+        from mraa.data.video_io import ffmpeg_name
+
+        with av.open(ffmpeg_name(path)) as container:
             if not container.streams.video:
                 return MRAAError(f"driving video {path.name} has no frames (it has no video stream)")
             if next(container.decode(video=0), None) is None:

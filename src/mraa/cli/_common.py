@@ -27,11 +27,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_output_path(path: str | os.PathLike) -> Path:
     """Fail early (before any heavy work) when an output cannot be written."""
+    from mraa.data.video_io import check_output_parent
     from mraa.errors import MRAAError
 
-    path = Path(path)
-    if not path.parent.exists():
-        raise MRAAError(f"output directory does not exist: {path.parent}")
+    path = check_output_parent(path)
     if path.is_dir():
         raise MRAAError(f"output path is a directory: {path}")
     return path

@@ -166,11 +166,19 @@ def _read_pairs(csv_path: Path, output_dir: Path | None) -> list[Job]:
 
     if not csv_path.is_file():
         raise MRAAError(f"--pairs file not found: {csv_path}")
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    try:  # utf-8-sig: a byte-order mark (as spreadsheet programs write) is not part of the first column name
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise MRAAError(f"--pairs {csv_path} is not a UTF-8 CSV file ({exc})") from None
     jobs = []
     for line, row in enumerate(rows, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        if None in row:  # DictReader files the fields beyond the header under None
+            raise MRAAError(
+                f"--pairs {csv_path} line {line}: {len(row) - 1 + len(row[None])} fields but the header names "
+                f"{len(row) - 1} columns (quote values that hold commas)"
+            )
+        row = {k.strip().lower(): (v or "").strip() for k, v in row.items()}
         if not row.get("source") or not row.get("driving"):
             raise MRAAError(f"--pairs {csv_path} line {line}: needs the columns source and driving")
         source, driving = csv_path.parent / row["source"], csv_path.parent / row["driving"]
@@ -269,13 +277,14 @@ class Options:
 
 def _options(args: argparse.Namespace) -> Options:
     from mraa.animate import background_schedule, resolve_device
+    from mraa.data.video_io import check_fps
     from mraa.errors import MRAAError
     from mraa.smoothing import parse_smoothing
 
     if args.batch_size is not None and args.batch_size < 1:
         raise MRAAError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.fps is not None and args.fps <= 0:
-        raise MRAAError(f"--fps must be positive, got {args.fps}")
+    if args.fps is not None:
+        check_fps(args.fps, "--fps")
     resolve_device(args.device)
     try:
         background = background_schedule(args.background)
@@ -409,7 +418,7 @@ def run_batch(animator, jobs: list[Job], args: argparse.Namespace, options: Opti
             continue
         counts["done"] += 1
         worked += time.perf_counter() - began
-        left = sum(1 for j in jobs[index:] if args.overwrite or not j.output.exists())
+        left = len(jobs) - index  # pairs not yet tried (an upper bound: some may be skipped)
         eta = f", about {worked / counts['done'] * left:.0f} s left" if left else ""
         print(f"{prefix}: wrote {result.output} ({_describe(result)}, {result.seconds:.1f} s{eta})")
     elapsed = time.perf_counter() - start

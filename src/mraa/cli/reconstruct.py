@@ -124,6 +124,7 @@ def load_extractors(args: argparse.Namespace, metrics: set[str]):
 def run(args: argparse.Namespace) -> int:
     from mraa.animate import resolve_device
     from mraa.data.frames_dataset import FramesDataset
+    from mraa.data.video_io import check_fps
     from mraa.errors import MRAAError
     from mraa.evaluation import reconstruct_dataset
     from mraa.safety import check_outputs
@@ -133,8 +134,7 @@ def run(args: argparse.Namespace) -> int:
         raise MRAAError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.num_videos is not None and args.num_videos < 1:
         raise MRAAError(f"--num-videos must be at least 1, got {args.num_videos}")
-    if not 0 < args.fps < float("inf"):
-        raise MRAAError(f"--fps must be positive, got {args.fps}")
+    check_fps(args.fps, "--fps")
     data = Path(args.data)
     if not data.is_dir():
         raise MRAAError(f"dataset folder not found: {data}")

@@ -73,13 +73,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def prepare_output_dir(path: str | os.PathLike) -> Path:
+    from mraa.data.video_io import check_output_parent
     from mraa.errors import MRAAError
 
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise MRAAError(f"--output must be a folder, but {out} is a file")
-    if not out.parent.exists():
-        raise MRAAError(f"output directory does not exist: {out.parent}")
+    check_output_parent(out)
     out.mkdir(exist_ok=True)
     return out
 

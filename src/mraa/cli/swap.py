@@ -161,9 +161,10 @@ def label_maps(path: str, size: tuple[int, int], num_parts: int):
 
 def run(args: argparse.Namespace) -> int:
     from mraa.animate import resolve_device
+    from mraa.data.video_io import check_fps
     from mraa.errors import MRAAError
     from mraa.safety import check_outputs
-    from mraa.segmentation import check_threshold, parse_parts
+    from mraa.segmentation import check_feather, check_threshold, parse_parts
 
     for name in ("source", "driving"):
         if not Path(getattr(args, name)).exists():
@@ -181,11 +182,13 @@ def run(args: argparse.Namespace) -> int:
         check_outputs(inputs=inputs, outputs={"--pick": check_output_path(pick_path(args))})
     if args.batch_size < 1:
         raise MRAAError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.fps is not None and not 0 < args.fps < float("inf"):
-        raise MRAAError(f"--fps must be positive, got {args.fps}")
+    if args.fps is not None:
+        check_fps(args.fps, "--fps")
     check_threshold(args.threshold)
-    if not args.feather >= 0 or args.feather == float("inf"):
-        raise MRAAError(f"--feather must be a non-negative number of pixels, got {args.feather}")
+    try:
+        check_feather(args.feather)
+    except MRAAError as exc:
+        raise MRAAError(f"--{exc}") from None
     resolve_device(args.device)
     animator = load_animator(args, batch_size=args.batch_size, announce=not args.quiet)
     num_parts = int(animator.models.region_predictor.num_regions)

@@ -49,7 +49,8 @@ from torch.utils.data import Dataset
 
 from mraa.config import AugmentationParams
 from mraa.data.augmentation import AllAugmentationTransform, ProcessLocalRng, resize_clip
-from mraa.data.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, iter_video, read_image
+from mraa.data.orientation import frame_orientation, orient_frame
+from mraa.data.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ffmpeg_name, iter_video, read_image
 from mraa.errors import MRAAError
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def _count_frames(path: Path, kind: str) -> int | None:
         return width // height
     import av
 
-    with av.open(str(path)) as container:
+    with av.open(ffmpeg_name(path)) as container:
         if not container.streams.video:
             raise MRAAError("no video stream")
         frames = container.streams.video[0].frames
@@ -148,20 +149,26 @@ def _decode_file(path: Path, indices: list[int] | None) -> list[np.ndarray | Non
     from av.video.reformatter import VideoReformatter
 
     decoded = []
-    with av.open(str(path)) as container:
+    with av.open(ffmpeg_name(path)) as container:
         stream = container.streams.video[0]
         stream.codec_context.thread_count = 1  # decoder threads would only compete with DataLoader workers
         for frame in container.decode(stream):
             decoded.append(frame)
             if stop is not None and len(decoded) > stop:
                 break
+        # upright as displayed (a phone's display matrix)
+        orientation = frame_orientation(decoded[0], str(path), stream) if decoded else (0, False)
     if not decoded:
         raise MRAAError("video has no frames")
     # one reformatter for all frames: a fresh colour converter per frame costs more than decoding it
     reformatter = VideoReformatter()
     wanted = range(len(decoded)) if indices is None else set(indices)
     return [
-        reformatter.reformat(frame, format="rgb24").to_ndarray() if i in wanted else None
+        np.ascontiguousarray(
+            orient_frame(reformatter.reformat(frame, format="rgb24").to_ndarray(), orientation)
+        )
+        if i in wanted
+        else None
         for i, frame in enumerate(decoded)
     ]
 
@@ -282,6 +289,7 @@ class FramesDataset(Dataset):
                 bad.append(f"{path.name} (has {num_frames} frame{'s' if num_frames != 1 else ''}, needs 2)")
                 continue
             videos.append(_Video(path.name, path, kind, num_frames))
+        self.unusable = bad  # "name (why)" of each video left out, for reports (reconstruct's skipped)
         for line in bad[:_MAX_LISTED_WARNINGS]:
             log.warning("%s: skipping video %s", self.split_dir, line)
         if len(bad) > _MAX_LISTED_WARNINGS:
@@ -302,7 +310,11 @@ class FramesDataset(Dataset):
             wanted = range(len(files)) if indices is None else indices
             if any(i >= len(files) for i in wanted):
                 raise _ShortVideo(len(files))
-            return [_resize_uint8(read_image(files[i]), size) for i in wanted]
+            frames = [read_image(files[i]) for i in wanted]
+            if len({frame.shape for frame in frames}) > 1:  # a mix of clips, not one video: not scored
+                shapes = sorted({f"{f.shape[1]}x{f.shape[0]}" for f in frames})
+                raise MRAAError(f"its frames have different sizes ({', '.join(shapes)})")
+            return [_resize_uint8(frame, size) for frame in frames]
         clip = self._cache.get(video.name)
         if clip is None:
             clip = self._decode(video, indices)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mraa.atomic import atomic_path, lock_temp, release_temp, temp_dir, temp_file, unmark_dir
+from mraa.data.orientation import Orientation, frame_orientation, orient_frame
 from mraa.errors import MRAAError
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,16 @@ DEFAULT_FPS = 25.0
 
 
 MIN_IMAGE_SIDE = 8  # smaller inputs are refused rather than blown up into a blur
+MAX_FPS = 1000.0  # frame rates above this are a typo (1e9): refused before anything is written
+
+
+def check_fps(fps: float, name: str = "the frame rate") -> float:
+    """``fps`` if it is a usable frame rate (above 0, at most :data:`MAX_FPS`), else :class:`MRAAError`."""
+    if not 0 < fps <= MAX_FPS:  # also refuses nan
+        raise MRAAError(
+            f"{name} must be positive and at most {MAX_FPS:g} (a frame rate, in frames per second), got {fps}"
+        )
+    return float(fps)
 
 
 def to_rgb_uint8(image: np.ndarray, name: str = "image", warn: bool = True) -> np.ndarray:
@@ -121,8 +132,22 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return pil_to_rgb_uint8(image, name=str(path))
     except MRAAError:
         raise
+    except Image.DecompressionBombError:  # a tiny file that would decode to gigabytes
+        raise MRAAError(
+            f"image {path} is too large: more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} million pixels"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:  # Pillow's decode errors
         raise MRAAError(f"cannot read image {path}: {exc.__class__.__name__}: {exc}") from exc
+
+
+def check_output_parent(path: str | os.PathLike) -> Path:
+    """``path`` if the folder it goes into exists (and is a folder, not a file), else :class:`MRAAError`."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        if path.parent.exists():
+            raise MRAAError(f"cannot write {path}: {path.parent} is a file, not a folder")
+        raise MRAAError(f"output directory does not exist: {path.parent}")
+    return path
 
 
 def check_image_size(image: np.ndarray, name: str = "image", minimum: int = MIN_IMAGE_SIDE) -> np.ndarray:
@@ -148,6 +173,12 @@ def _frame_files(folder: Path) -> list[Path]:
     return files
 
 
+def ffmpeg_name(path: str | os.PathLike) -> str:
+    """``path`` as ffmpeg and PyAV must be given it: absolute, so a name such as ``take:2.mp4`` is not
+    read as a protocol (``take:``)."""
+    return os.path.abspath(path)
+
+
 def _ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
@@ -160,7 +191,7 @@ def has_audio_stream(path: str | os.PathLike) -> bool:
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES | {".gif"}:
         return False
     result = subprocess.run(
-        [_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, check=False
+        [_ffmpeg_exe(), "-hide_banner", "-i", ffmpeg_name(path)], capture_output=True, text=True, check=False
     )
     return any("Audio:" in line for line in result.stderr.splitlines() if "Stream #" in line)
 
@@ -199,7 +230,7 @@ def _probe_av(path: Path) -> VideoInfo:
     import av
 
     try:
-        with av.open(str(path)) as container:
+        with av.open(ffmpeg_name(path)) as container:
             if not container.streams.video:
                 raise MRAAError(f"no video stream in {path}")
             stream = container.streams.video[0]
@@ -208,6 +239,9 @@ def _probe_av(path: Path) -> VideoInfo:
             frames = int(stream.frames) if stream.frames else None
             size = (stream.codec_context.height, stream.codec_context.width)
             has_audio = bool(container.streams.audio)
+            first = next(container.decode(stream), None)  # the display matrix comes with the frames
+            if first is not None and frame_orientation(first, str(path), stream)[0] % 2:
+                size = size[::-1]  # shown turned a quarter: (height, width) as displayed
     except MRAAError:
         raise
     except Exception as exc:
@@ -299,16 +333,21 @@ def _decode_frames(path: Path) -> Iterator[np.ndarray]:
     from av.video.reformatter import VideoReformatter
 
     reformatter = VideoReformatter()
-    with av.open(str(path)) as container:
+    with av.open(ffmpeg_name(path)) as container:
         if not container.streams.video:
             raise MRAAError(f"no video stream in {path}")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate
-        decoded = (
-            (_frame_time(frame), reformatter.reformat(frame, format="rgb24").to_ndarray())
-            for frame in container.decode(stream)
-        )
+        orientation: Orientation | None = None
+
+        def upright(frame) -> np.ndarray:  # the display matrix applied, as ffmpeg's player does
+            nonlocal orientation
+            if orientation is None:
+                orientation = frame_orientation(frame, str(path), stream)
+            return orient_frame(reformatter.reformat(frame, format="rgb24").to_ndarray(), orientation)
+
+        decoded = ((_frame_time(frame), upright(frame)) for frame in container.decode(stream))
         if not rate:
             yield from (image for _, image in decoded)
             return
@@ -392,13 +431,10 @@ class VideoWriter:
         quality: int = 8,
     ) -> None:
         self.path = Path(path)
-        if not self.path.parent.exists():
-            raise MRAAError(f"output directory does not exist: {self.path.parent}")
+        check_output_parent(self.path)
         if self.path.is_dir():
             raise MRAAError(f"output path is a directory: {self.path}")
-        if not fps > 0 or fps == float("inf"):
-            raise MRAAError(f"the frame rate must be a positive number, got {fps}")
-        self.fps = float(fps)
+        self.fps = check_fps(fps)
         self.audio_from = Path(audio_from) if audio_from else None
         self.quality = quality
         self.suffix = self.path.suffix.lower()
@@ -426,6 +462,7 @@ class VideoWriter:
         elif frame.shape[:2] != self._size:
             raise MRAAError(f"frame {self.num_frames} is {frame.shape[:2]} but the first was {self._size}")
         if self._encoder is None:
+            check_gif_size(self.num_frames + 1, self._size, str(self.path))
             self._gif_frames.append(frame)
         else:
             self._encoder.write(frame)
@@ -489,9 +526,9 @@ class VideoWriter:
         muxed = self._tmp.with_name(self._tmp.stem + "-audio" + self.suffix)
         audio_codec = "libopus" if self.suffix == ".webm" else "aac"
         cmd = [
-            _ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(self._tmp),
-            "-t", f"{self.num_frames / self.fps:.6f}", "-i", str(self.audio_from),
-            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", audio_codec, str(muxed),
+            _ffmpeg_exe(), "-y", "-loglevel", "error", "-i", ffmpeg_name(self._tmp),
+            "-t", f"{self.num_frames / self.fps:.6f}", "-i", ffmpeg_name(self.audio_from),
+            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", audio_codec, ffmpeg_name(muxed),
         ]  # fmt: skip
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -514,6 +551,18 @@ class VideoWriter:
 
 
 WRITER_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v"}
+MAX_GIF_BYTES = 256 << 20  # a gif is encoded from all its frames at once: they are held in memory
+
+
+def check_gif_size(num_frames: int, size: tuple[int, int], name: str = "gif") -> None:
+    """Refuse a gif whose frames (H, W) would take more than :data:`MAX_GIF_BYTES` of memory."""
+    if num_frames * size[0] * size[1] * 3 > MAX_GIF_BYTES:
+        limit = MAX_GIF_BYTES // (size[0] * size[1] * 3)
+        raise MRAAError(
+            f"{name}: a .gif is made from all its frames in memory, and at {size[1]}x{size[0]} it can hold at "
+            f"most {limit} frames ({MAX_GIF_BYTES >> 20} MiB): write .mp4 or .webm instead, or fewer or "
+            "smaller frames"
+        )
 
 
 def _last_line(text: str) -> str:
@@ -544,7 +593,10 @@ class _Encoder:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by finish/kill)
         try:
             self._process = subprocess.Popen(
-                [*cmd, str(path)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+                [*cmd, ffmpeg_name(path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
             )
         except OSError as exc:
             self._stderr.close()
@@ -587,7 +639,7 @@ def count_video_frames(path: str | os.PathLike) -> int:
     """Number of video packets (= frames for the codecs mraa writes) in a file; raises if unreadable."""
     import av
 
-    with av.open(str(path)) as container:
+    with av.open(ffmpeg_name(path)) as container:
         if not container.streams.video:
             raise MRAAError(f"no video stream in {path}")
         stream = container.streams.video[0]
@@ -673,8 +725,7 @@ class FolderWriter:
 def write_frame_folder(folder: str | os.PathLike, frames: Iterable[np.ndarray]) -> Path:
     """Write frames as ``000000.png``, ``000001.png``... into a new folder (atomically)."""
     folder = Path(folder)
-    if not folder.parent.exists():
-        raise MRAAError(f"output directory does not exist: {folder.parent}")
+    check_output_parent(folder)
     with FolderWriter(folder) as writer:
         for index, frame in enumerate(frames):
             writer.write(f"{index:06d}.png", frame)
@@ -686,8 +737,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     import imageio.v3 as iio
 
     path = Path(path)
-    if not path.parent.exists():
-        raise MRAAError(f"output directory does not exist: {path.parent}")
+    check_output_parent(path)
     image = np.ascontiguousarray(image)
     try:
         with atomic_path(path) as tmp:

@@ -344,6 +344,7 @@ def reconstruct_dataset(
     extractors = (keypoint_extractor, identity_extractor)
     names = [extractor_name(e) if e is not None else None for e in extractors]
     report = ReconstructionReport(videos=[], use_bg=use_bg, keypoints=names[0], identity=names[1])
+    report.skipped += list(getattr(dataset, "unusable", []))  # unreadable or too short, found when listed
     bar = _progress_bar(progress, count)
     started = time.perf_counter()
     try:

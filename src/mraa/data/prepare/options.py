@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from mraa.errors import MRAAError
@@ -52,6 +53,9 @@ class PrepareOptions:
         """Raise MRAAError on settings that cannot work."""
         from mraa.data.prepare.detectors import detector_names
 
+        for name in ("min_person_height", "max_shift", "max_scale_change", "crop_scale", "shot_threshold"):
+            if not math.isfinite(getattr(self, name)):  # nan passes every comparison below
+                raise MRAAError(f"{name} must be a finite number, got {getattr(self, name)}")
         checks = [
             (self.min_frames >= 1, "min_frames must be at least 1"),
             (self.min_person_height >= 0, "min_person_height must be >= 0"),
@@ -62,6 +66,11 @@ class PrepareOptions:
             (self.detect_every >= 1, "detect_every must be at least 1"),
             (self.max_gap is None or self.max_gap >= 1, "max_gap must be at least 1"),
             (self.smooth_frames >= 1, "smooth_frames must be at least 1"),
+            (
+                0 <= self.shot_threshold <= 255,
+                f"shot_threshold must be between 0 and 255, got {self.shot_threshold}",
+            ),
+            (self.min_shot_frames >= 1, "min_shot_frames must be at least 1"),
             (0 <= self.test_fraction <= 1, "test_fraction must be between 0 and 1"),
             (self.format in ("mp4", "png"), "format must be 'mp4' or 'png'"),
             (self.detector in detector_names(), f"detector must be one of {', '.join(detector_names())}"),
