@@ -159,6 +159,9 @@ def plan_crops(
     """Source and driving crop boxes for ``crop`` (a framing, ``center`` or ``none``); one box per shot."""
     if crop not in (*FRAMINGS, "center"):
         raise MRAAError(f"unknown crop {crop!r}; choose from {', '.join((*FRAMINGS, 'center'))}")
+    from mraa.data.video_io import check_image_size
+
+    check_image_size(source, "the source image")  # the rule animate applies: no 1x1 source
     source_framing = frame_source(source, crop, aspect)
     boxes, size, store = frame_driving_frames(driving, crop, aspect, fps)
     return CropPlan(crop, (source.shape[1], source.shape[0]), source_framing, size, boxes, store)

@@ -204,7 +204,7 @@ def source_size(source) -> tuple[int, int] | None:
                 width, height = image.size
                 rotated = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientation turns it
                 return (height, width) if rotated else (width, height)
-        except (OSError, UnidentifiedImageError):
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
             return None
     return None
 
