@@ -208,6 +208,18 @@ def test_cli_help_and_argument_errors(capsys):
     assert expected in capsys.readouterr().err
 
 
+def test_batch_size_default_is_animates(tmp_path):
+    """``mraa app`` and ``mraa animate`` leave --batch-size to the device's default (1 on CPU)."""
+    from mraa.app import create_service
+    from mraa.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["app"]).batch_size is None
+    assert parser.parse_args(["animate"]).batch_size is None
+    service = create_service(device="cpu", work_dir=tmp_path)
+    assert service.animator.batch_size == 1
+
+
 @pytest.mark.skipif(importlib.util.find_spec("gradio") is None, reason="needs the app extra (gradio)")
 def test_cli_refuses_a_busy_port_before_loading_a_model(capsys, tmp_path):
     with socket.socket() as busy:

@@ -11,12 +11,21 @@ log = logging.getLogger(__name__)
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="convert a .pth checkpoint to model.safetensors + config.yaml",
+        help="convert a checkpoint to model.safetensors + config.yaml (or ONNX graphs)",
         description="Write OUTPUT/model.safetensors (flat generator.*, region_predictor.*, ... keys) and "
-        "OUTPUT/config.yaml from an official or mraa training checkpoint.",
+        "OUTPUT/config.yaml from an official .pth, an mraa training checkpoint or an mraa safetensors "
+        "export (default: the model shipped with mraa).",
     )
-    parser.add_argument("--checkpoint", required=True, help="official .pth or mraa training checkpoint")
-    parser.add_argument("--config", required=True, help="YAML config in the official schema")
+    parser.add_argument(
+        "--checkpoint",
+        help="official .pth, mraa training checkpoint or mraa safetensors export (model.safetensors or its "
+        "folder) (default: the model shipped with mraa)",
+    )
+    parser.add_argument(
+        "--config",
+        help="YAML config in the official schema (default: the one stored with the checkpoint; official .pth "
+        "files store none)",
+    )
     parser.add_argument("--output", required=True, help="output folder (created if missing)")
     parser.add_argument(
         "--format",
@@ -31,7 +40,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mraa.checkpoint import MODEL_KEYS, SAFETENSORS_NAME, export_safetensors, load_checkpoint
+    from mraa.animate import default_checkpoint
+    from mraa.checkpoint import (
+        MODEL_KEYS,
+        SAFETENSORS_NAME,
+        config_from_checkpoint,
+        export_safetensors,
+        load_checkpoint,
+        read_checkpoint,
+    )
     from mraa.config import load_config
     from mraa.errors import MRAAError
     from mraa.models import build_models
@@ -40,13 +57,18 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise MRAAError(f"--output {output} is a file, not a folder")
+    checkpoint = args.checkpoint or default_checkpoint()
     check_outputs(
-        inputs={"--checkpoint": args.checkpoint, "--config": args.config},
+        inputs={"--checkpoint": checkpoint, "--config": args.config},
         outputs={f"--output {name}": output / name for name in (SAFETENSORS_NAME, "config.yaml")},
     )
-    cfg = load_config(args.config)
+    if args.checkpoint is None:
+        print(f"using the model shipped with mraa ({checkpoint.parent.name}: trained on synthetic figures)")
+    cfg = load_config(args.config) if args.config else config_from_checkpoint(read_checkpoint(checkpoint))
+    if cfg is None:
+        raise MRAAError(f"{checkpoint} stores no config: pass --config (the YAML it was trained with)")
     models = build_models(cfg.model_params)
-    data = load_checkpoint(args.checkpoint, models)
+    data = load_checkpoint(checkpoint, models)
     if getattr(args, "format", "safetensors") == "onnx":
         return _run_onnx(args, cfg, models)
     include = tuple(name for name in MODEL_KEYS if data.get(name))
