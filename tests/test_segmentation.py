@@ -375,3 +375,14 @@ def test_official_checkpoint_segment_and_swap(tmp_path, capsys):
     assert main(argv) == 0
     assert read_video(tmp_path / "out.mp4").shape == (2, 64, 64, 3)
     assert "swapping parts 1,3" in capsys.readouterr().out
+
+
+def test_part_colour_names_are_distinct_for_up_to_20_parts():
+    from mraa.visualize import part_color_names
+
+    for num_parts in range(1, 21):
+        names = part_color_names(num_parts)
+        assert len(names) == num_parts and len(set(names)) == num_parts, (num_parts, names)
+        assert not any(name[-1].isdigit() for name in names), names  # plain names, no numbering needed
+    assert part_color_names(10)[:4] == ["red", "orange", "yellow", "grass green"]
+    assert len(set(part_color_names(40))) == 40  # past 20 a number tells repeated names apart

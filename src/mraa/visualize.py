@@ -107,6 +107,25 @@ def part_colors(num_parts: int) -> np.ndarray:
     return colors
 
 
+# a colour name every 15 degrees of hue: region_colors' hues for up to 20 parts are over 15 degrees apart, so
+# the nearest names of any two parts differ
+HUE_NAMES = (
+    "red", "vermilion", "orange", "amber", "yellow", "lime", "chartreuse", "grass green", "green",
+    "emerald", "spring green", "turquoise", "cyan", "sky blue", "azure", "royal blue", "blue", "indigo",
+    "violet", "purple", "magenta", "hot pink", "rose", "crimson",
+)  # fmt: skip
+
+
+def part_color_names(num_parts: int) -> list[str]:
+    """Distinct English names of the overlay colours of parts 1..K (a number is added past 20 parts)."""
+    names = []
+    for r, g, b in region_colors(num_parts):
+        hue = colorsys.rgb_to_hsv(float(r), float(g), float(b))[0] * 360
+        name = HUE_NAMES[round(hue / 15) % len(HUE_NAMES)]
+        names.append(name if name not in names else f"{name} {names.count(name) + 1}")
+    return names
+
+
 def colorize_labels(labels: Tensor | np.ndarray, num_parts: int) -> np.ndarray:
     """A label map (H, W) as a uint8 colour image (H, W, 3), background black."""
     return part_colors(num_parts)[np.asarray(labels, dtype=np.int64)]
