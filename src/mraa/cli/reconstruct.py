@@ -164,6 +164,9 @@ def run(args: argparse.Namespace) -> int:
         fps=args.fps,
     )
     print(report.summary())
+    if report.videos and report.l1 >= report.baseline_l1:  # the model does worse than not moving at all
+        print(f"note: L1 {report.l1:.4f} is not below the no-motion baseline {report.baseline_l1:.4f}: the "
+              "model reconstructs these videos worse than the first frame held still")  # fmt: skip
     for metric, value in (("AKD", report.akd), ("AED", report.aed)):
         extractor = report.keypoints if metric == "AKD" else report.identity
         if extractor is not None and value is None:
