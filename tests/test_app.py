@@ -164,7 +164,7 @@ class TestService:
         from mraa.data.video_io import read_video
 
         result = service.swap(inputs["source"], inputs["driving"], ["2"], feather=1.0)
-        assert read_video(result.video).shape == (6, 64, 64, 3)
+        assert read_video(result.video).shape == (6, 256, 256, 3)  # enlarged to a readable size
         assert result.mode == "standard" and "parts 2 swapped" in result.notes
         with pytest.raises(MRAAError, match="no parts chosen"):
             service.swap(inputs["source"], inputs["driving"], [])

@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
 def swap(args: argparse.Namespace, animator, output: Path, parts: list[int], labels) -> int:
     from mraa.data.video_io import VideoWriter, probe_video
     from mraa.segmentation import swap_parts_iter
-    from mraa.visualize import tensor_to_uint8
+    from mraa.visualize import readable, tensor_to_uint8
 
     info = probe_video(args.driving)
     size = animator.image_size
@@ -211,7 +211,7 @@ def swap(args: argparse.Namespace, animator, output: Path, parts: list[int], lab
             total=info.num_frames,
         )
         for batch in batches:
-            writer.write_many(tensor_to_uint8(batch.result))
+            writer.write_many(readable(tensor_to_uint8(batch.result)))  # >= 256 px tall (bilinear)
     audio = ", with audio" if info.has_audio else ""
     print(f"wrote {output} ({writer.num_frames} frames, {fps:g} fps{audio})")
     return 0
