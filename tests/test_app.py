@@ -430,7 +430,7 @@ def test_browser_segment_and_swap_by_click(browser, served_app):
     page.click("#swap-button")
     assert f"parts {part} swapped" in _wait_text(page, "swap-status", "Done")
     video = _wait_video(page, "swap-video")
-    assert (video["width"], video["height"]) == (64, 64) and video["error"] is None
+    assert (video["width"], video["height"]) == (256, 256) and video["error"] is None
 
 
 def main(argv: list[str] | None = None) -> int:
