@@ -95,7 +95,8 @@ def _add_animation_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("torch", "onnxruntime"),
         default="torch",
         help="torch (default) or onnxruntime (CPU; the networks exported to ONNX, needs the onnx extra; "
-        "same results within 1e-4; on an idle CPU here slightly slower than torch, see docs/benchmarks.md)",
+        "results equal torch's up to float rounding, largest per-pixel difference 1.2e-4 on the shipped "
+        "sample, at most one 8-bit level; speed: see docs/benchmarks.md)",
     )
     parser.add_argument(
         "--onnx-dir",
