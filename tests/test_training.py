@@ -438,6 +438,10 @@ def test_cli_train_resume_and_train_avd(tmp_path, capsys):
     avd = ["train-avd", "--checkpoint", str(checkpoint), *common, "--set", "train_avd_params.num_epochs=1"]
     assert main(avd) == 0  # config from the checkpoint, log dir = the checkpoint's folder
     assert has_trained_avd(read_checkpoint(log_dir / "00000000-cpk-avd.pth"))
+    # the resume command Ctrl-C prints for AVD training: config and data come from config-avd.yaml
+    more = ["--no-progress", "--set", "train_avd_params.num_epochs=2"]
+    assert main(["train-avd", "--log-dir", str(log_dir), "--resume", *more]) == 0
+    assert read_checkpoint(log_dir / "00000001-cpk-avd.pth")["epoch_avd"] == 1
     assert (log_dir / "train-vis" / "00000000-avd.png").is_file() and (
         log_dir / "metrics-avd.jsonl"
     ).is_file()
