@@ -127,8 +127,8 @@ def _add_animation_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const="",
         metavar="PATH",
-        help="also write a side-by-side video (source with regions | driving with regions | result); "
-        "default path: OUTPUT with a _visualization suffix (PATH only for a single pair)",
+        help="also write a side-by-side video (source with regions | driving with regions | result, each "
+        "panel enlarged to at least 256 px tall); default path: OUTPUT with a _visualization suffix (PATH only for a single pair)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -17,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "reconstruct",
         help="reconstruct test videos from their first frame and report L1 (and AKD/MKR/AED)",
-        description="Reconstruct each video of ROOT/test from its first frame (the driving video is the video "
+        description="Reconstruct each video of DATA/test from its first frame (the driving video is the video "
         "itself) and report the mean L1 distance to the real frames, the paper's reconstruction metric, next "
         "to the no-motion baseline (the first frame held still). With --out, write one video per test video "
         "and OUT/metrics.json.",

@@ -46,7 +46,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--parts",
         help="parts to swap: 1-based indices as in `mraa segment` labels, e.g. 1,3 or 2-4, or all",
     )
-    parser.add_argument("--output", help="output video (.mp4 H.264 by default; .webm, .mov, .gif)")
+    parser.add_argument(
+        "--output",
+        help="output video (.mp4 H.264 by default; .webm, .mov, .gif), at least 256 px tall (smaller model "
+        "frames are enlarged, bilinear)",
+    )
     parser.add_argument(
         "--pick",
         nargs="?",

@@ -29,7 +29,8 @@ def _add_avd_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--config",
-        help="YAML config in the official schema (default: the config stored with the checkpoint)",
+        help="YAML config in the official schema (default: LOG_DIR/config-avd.yaml when resuming, else the "
+        "config stored with the checkpoint)",
     )
     parser.add_argument("--log-dir", type=Path, help="output folder (default: the folder of --checkpoint)")
 
