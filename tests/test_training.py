@@ -480,6 +480,10 @@ def test_cli_ctrl_c_names_the_checkpoint_and_the_readme_resume_works(tmp_path, c
     assert load_config(Path("runs/x/config.yaml")).dataset_params.root_dir == "clips"
 
     monkeypatch.setattr(ReconstructionModel, "forward", original)
+    monkeypatch.chdir(tmp_path / "clips")  # from another folder the relative data path is not found: say so
+    assert main(["train", "--log-dir", "../runs/x", "--resume"]) == 2
+    assert "dataset not found: clips (the config's dataset_params.root_dir" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
     assert main([*shlex.split(resume)[1:], "--no-progress"]) == 0  # config, data, --set: from the run
     assert "trained 3 epochs (12 pairs, seed 0)" in capsys.readouterr().out
     # epoch 0 went when epoch 1 was saved; 1 is every 2nd epoch; 2 is the newest

@@ -125,6 +125,11 @@ def run_training(
     if args.seed is not None:
         torch.manual_seed(args.seed)
     cfg = with_data_root(cfg, args.data)  # the saved config records the dataset used: --resume finds it
+    if args.data is None and not os.path.exists(cfg.dataset_params.root_dir):
+        raise MRAAError(
+            f"dataset not found: {cfg.dataset_params.root_dir} (the config's dataset_params.root_dir, relative "
+            "to the current folder): pass --data DIR"
+        )
     if args.keep_all_checkpoints:
         section = "train_params" if mode == "reconstruction" else "train_avd_params"
         cfg = apply_overrides(cfg, [f"{section}.checkpoint_keep_every=1"])
