@@ -288,6 +288,8 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypat
     resumed = make_models(cfg, seed=123)  # different initial weights: everything must come from the file
     result = train(cfg, resumed, PairsDataset(), tmp_path / "b", resume=True, **quiet)
     assert result.seed == 5 and result.epochs == 3
+    # the checkpoint it resumed from (epoch 1, not a 10th epoch) went once epoch 2's was saved, as in run a
+    assert [p.name for p in (tmp_path / "b").glob("*.pth")] == ["00000002-cpk-reconstruction.pth"]
     a = read_checkpoint(tmp_path / "a" / "00000002-cpk-reconstruction.pth")
     b = read_checkpoint(tmp_path / "b" / "00000002-cpk-reconstruction.pth")
     for name in ("generator", "region_predictor", "bg_predictor"):

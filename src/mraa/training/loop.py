@@ -210,7 +210,7 @@ def fit(
         if not _report_plan(task, run, info):  # already trained for num_epochs
             return TrainResult.from_state(log_dir, run.state)
         save = checkpoint_writer(cfg, models, optimizer, schedule, task=task, info=info, log_dir=log_dir)
-        save = pruning(save, task.params, resumed_from(run, task.mode))
+        save = prune_after_save(save, task.params, resumed_from(run, task.mode))
         logger = TrainLogger(log_dir, enabled=info.is_main, mode=task.mode, tensorboard=options.tensorboard)
         logger.truncate_after(run.state.pairs_seen)
         try:
@@ -447,14 +447,15 @@ def is_kept(epoch: int, params: TrainParams | TrainAVDParams) -> bool:
 
 def resumed_from(run: RunSetup, mode: str) -> tuple[int, Path] | None:
     """(epoch, path) of the checkpoint a resumed run continues, when mraa wrote it in this run's folder."""
-    if not (run.resuming and run.start is not None and isinstance(run.data.get(STATE_KEY), dict)):
+    saved = run.data.get(STATE_KEY)
+    if not (run.resuming and run.start is not None and isinstance(saved, dict) and saved.get("mode") == mode):
         return None
     if run.start.resolve().parent != run.log_dir.resolve():
         return None
     return int(run.data[f"epoch_{mode}"]), run.start
 
 
-def pruning(
+def prune_after_save(
     save: Callable[[int, LoopState], Path],
     params: TrainParams | TrainAVDParams,
     previous: tuple[int, Path] | None = None,
