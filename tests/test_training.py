@@ -724,3 +724,21 @@ def test_verbose_shows_the_cause_of_an_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "The above exception was the direct cause" in err and "UnpicklingError" in err
     assert err.strip().splitlines()[-1].startswith("error: cannot read checkpoint")
+
+
+def test_resume_command_repeats_what_the_config_does_not_hold(tmp_path, monkeypatch):
+    from argparse import Namespace
+
+    from mraa.cli._training import resume_command
+
+    args = Namespace(log_dir=Path("my runs/x"), vgg_weights="vgg19.pth", amp="bf16")
+    assert resume_command(args, "reconstruction") == (
+        "mraa train --log-dir 'my runs/x' --resume --vgg-weights vgg19.pth --amp bf16"
+    )
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    args = Namespace(log_dir=Path("runs/avd"), amp=None)
+    assert (
+        resume_command(args, "avd")
+        == "torchrun --nproc_per_node 4 -m mraa train-avd --log-dir runs/avd --resume"
+    )
