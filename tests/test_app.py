@@ -164,7 +164,7 @@ class TestService:
         from mraa.data.video_io import read_video
 
         result = service.swap(inputs["source"], inputs["driving"], ["2"], feather=1.0)
-        assert read_video(result.video).shape == (6, 64, 64, 3)
+        assert read_video(result.video).shape == (6, 256, 256, 3)  # enlarged to a readable size
         assert result.mode == "standard" and "parts 2 swapped" in result.notes
         with pytest.raises(MRAAError, match="no parts chosen"):
             service.swap(inputs["source"], inputs["driving"], [])
@@ -207,6 +207,18 @@ def test_cli_help_and_argument_errors(capsys):
     assert main(["app", "--port", "70000"]) == 2
     expected = "--port must be between" if importlib.util.find_spec("gradio") else "pip install -e '.[app]'"
     assert expected in capsys.readouterr().err
+
+
+def test_batch_size_default_is_animates(tmp_path):
+    """``mraa app`` and ``mraa animate`` leave --batch-size to the device's default (1 on CPU)."""
+    from mraa.app import create_service
+    from mraa.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["app"]).batch_size is None
+    assert parser.parse_args(["animate"]).batch_size is None
+    service = create_service(device="cpu", work_dir=tmp_path)
+    assert service.animator.batch_size == 1
 
 
 @pytest.mark.skipif(importlib.util.find_spec("gradio") is None, reason="needs the app extra (gradio)")
@@ -419,7 +431,7 @@ def test_browser_segment_and_swap_by_click(browser, served_app):
     page.click("#swap-button")
     assert f"parts {part} swapped" in _wait_text(page, "swap-status", "Done")
     video = _wait_video(page, "swap-video")
-    assert (video["width"], video["height"]) == (64, 64) and video["error"] is None
+    assert (video["width"], video["height"]) == (256, 256) and video["error"] is None
 
 
 def main(argv: list[str] | None = None) -> int:

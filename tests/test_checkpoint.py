@@ -136,3 +136,24 @@ def test_export_cli(tiny_cfg, tiny_models, tmp_path, capsys):
         == 2
     )
     assert "error:" in capsys.readouterr().err
+
+
+def test_export_defaults_to_the_shipped_model_and_reads_exports(tiny_cfg, tiny_models, tmp_path, capsys):
+    from mraa.animate import default_checkpoint
+
+    assert main(["export", "--output", str(tmp_path / "shipped")]) == 0  # no --checkpoint, no --config
+    assert "using the model shipped with mraa" in capsys.readouterr().out
+    shipped, exported = read_checkpoint(default_checkpoint()), read_checkpoint(tmp_path / "shipped")
+    assert set(exported) == set(shipped)
+    assert all(torch.equal(exported["generator"][k], v) for k, v in shipped["generator"].items())
+    # a safetensors export is a valid --checkpoint too, its config.yaml travelling with it
+    assert (
+        main(["export", "--checkpoint", str(tmp_path / "shipped"), "--output", str(tmp_path / "again")]) == 0
+    )
+    assert (tmp_path / "again" / "config.yaml").read_text() == (
+        tmp_path / "shipped" / "config.yaml"
+    ).read_text()
+    # an official .pth stores no config: --config is then needed
+    ck = _official_file(tiny_models, tmp_path / "ck.pth")
+    assert main(["export", "--checkpoint", str(ck), "--output", str(tmp_path / "official")]) == 2
+    assert "stores no config: pass --config" in capsys.readouterr().err

@@ -87,10 +87,8 @@ def test_two_process_ddp_ranks_stay_in_sync(tmp_path):
     )
 
     run = tmp_path / "run"
-    assert sorted(p.name for p in run.glob("*.pth")) == [
-        "00000000-cpk-reconstruction.pth",
-        "00000001-cpk-reconstruction.pth",
-    ]
+    # epoch 0's checkpoint was deleted once epoch 1's was saved (checkpoint_keep_every 10 > checkpoint_freq 1)
+    assert sorted(p.name for p in run.glob("*.pth")) == ["00000001-cpk-reconstruction.pth"]
     state = read_checkpoint(run / "00000001-cpk-reconstruction.pth")["mraa_train_state"]
     assert state["world_size"] == 2 and state["pairs_seen"] == 16
     steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

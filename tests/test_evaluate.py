@@ -292,6 +292,20 @@ def test_cli_no_bg_without_output(setup, tmp_path, capsys):
     assert "no-motion baseline" in capsys.readouterr().out
 
 
+def test_cli_says_when_the_model_is_worse_than_no_motion(setup, animator, monkeypatch, capsys):
+    argv = ["reconstruct", "--checkpoint", str(setup["root"] / "ck.pth"), "--data", str(setup["data"]),
+            "--quiet", "--num-videos", "1"]  # fmt: skip
+    monkeypatch.setattr("mraa.cli.reconstruct.load_animator", lambda *args, **kwargs: animator)
+    _perfect(animator, monkeypatch, scale=0.0)  # black frames: far worse than holding the first frame
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "note: L1 " in out and "is not below the no-motion baseline" in out
+    _perfect(animator, monkeypatch)
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "L1 0.0000" in out and "note:" not in out
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

@@ -301,7 +301,7 @@ def test_cli_swap_writes_video_with_audio(media, tmp_path, capsys):
     out = tmp_path / "swap.mp4"
     assert _swap(media, out, "--parts", "1,2", "--feather", "1") == 0
     frames = read_video(out)
-    assert frames.shape == (4, 64, 64, 3)
+    assert frames.shape == (4, 256, 256, 3)  # the 64x64 model's frames enlarged to a readable size
     info = probe_video(out)
     assert info.fps == pytest.approx(10) and info.has_audio
     assert "swapping parts 1,2" in capsys.readouterr().out
@@ -373,5 +373,16 @@ def test_official_checkpoint_segment_and_swap(tmp_path, capsys):
     argv = ["swap", "--source", str(tmp_path / "source.png"), "--driving", str(tmp_path / "driving.mp4"),
             "--parts", "1,3", "--output", str(tmp_path / "out.mp4"), *model]  # fmt: skip
     assert main(argv) == 0
-    assert read_video(tmp_path / "out.mp4").shape == (2, 64, 64, 3)
+    assert read_video(tmp_path / "out.mp4").shape == (2, 256, 256, 3)
     assert "swapping parts 1,3" in capsys.readouterr().out
+
+
+def test_part_colour_names_are_distinct_for_up_to_20_parts():
+    from mraa.visualize import part_color_names
+
+    for num_parts in range(1, 21):
+        names = part_color_names(num_parts)
+        assert len(names) == num_parts and len(set(names)) == num_parts, (num_parts, names)
+        assert not any(name[-1].isdigit() for name in names), names  # plain names, no numbering needed
+    assert part_color_names(10)[:4] == ["red", "orange", "yellow", "grass green"]
+    assert len(set(part_color_names(40))) == 40  # past 20 a number tells repeated names apart

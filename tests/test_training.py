@@ -234,7 +234,8 @@ def test_train_writes_checkpoints_metrics_and_pictures(tmp_path):
     result = train(cfg, models, PairsDataset(), tmp_path, device="cpu", seed=3, progress=False)
     assert (result.epochs, result.steps, result.pairs_seen, result.seed) == (2, 4, 8, 3)
     assert result.checkpoint == tmp_path / "00000001-cpk-reconstruction.pth"
-    assert (tmp_path / "00000000-cpk-reconstruction.pth").is_file()
+    # checkpoint_freq 1 < checkpoint_keep_every 10: epoch 0's checkpoint went once epoch 1's was saved
+    assert sorted(p.name for p in tmp_path.glob("*.pth")) == ["00000001-cpk-reconstruction.pth"]
     assert find_latest_checkpoint(tmp_path, "reconstruction") == result.checkpoint
     data = read_checkpoint(result.checkpoint)  # weights_only load
     assert {"generator", "region_predictor", "bg_predictor", "optimizer_reconstruction", "config"} <= set(
@@ -287,6 +288,8 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypat
     resumed = make_models(cfg, seed=123)  # different initial weights: everything must come from the file
     result = train(cfg, resumed, PairsDataset(), tmp_path / "b", resume=True, **quiet)
     assert result.seed == 5 and result.epochs == 3
+    # the checkpoint it resumed from (epoch 1, not a 10th epoch) went once epoch 2's was saved, as in run a
+    assert [p.name for p in (tmp_path / "b").glob("*.pth")] == ["00000002-cpk-reconstruction.pth"]
     a = read_checkpoint(tmp_path / "a" / "00000002-cpk-reconstruction.pth")
     b = read_checkpoint(tmp_path / "b" / "00000002-cpk-reconstruction.pth")
     for name in ("generator", "region_predictor", "bg_predictor"):
@@ -304,6 +307,25 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypat
     # nothing left to do
     again = train(cfg, resumed, PairsDataset(), tmp_path / "b", resume=True, **quiet)
     assert again.checkpoint is None and again.epochs == 3
+
+
+@pytest.mark.parametrize(
+    "freq, keep_every, kept",
+    [(1, 2, [1, 3, 4]), (1, 1, [0, 1, 2, 3, 4]), (2, 2, [1, 3, 4])],
+)
+def test_checkpoint_keep_every_keeps_the_newest_and_every_nth(tmp_path, freq, keep_every, kept):
+    cfg = tiny_config(
+        "train_params.num_epochs=5",
+        "train_params.num_repeats=1",
+        f"train_params.checkpoint_freq={freq}",
+        f"train_params.checkpoint_keep_every={keep_every}",
+    )
+    quiet = {"device": "cpu", "progress": False, "visualize": False, "tensorboard": False}
+    (tmp_path / "00000000-cpk-other.pth").write_bytes(b"not ours")  # another run's file stays
+    train(cfg, make_models(cfg), PairsDataset(2), tmp_path, seed=0, **quiet)
+    names = sorted(p.name for p in tmp_path.glob("*-cpk-reconstruction.pth"))
+    assert names == [f"{epoch:08d}-cpk-reconstruction.pth" for epoch in kept]
+    assert (tmp_path / "00000000-cpk-other.pth").read_bytes() == b"not ours"
 
 
 def test_checkpoint_without_resume_is_a_warm_start(tmp_path):
@@ -418,9 +440,68 @@ def test_cli_train_resume_and_train_avd(tmp_path, capsys):
     avd = ["train-avd", "--checkpoint", str(checkpoint), *common, "--set", "train_avd_params.num_epochs=1"]
     assert main(avd) == 0  # config from the checkpoint, log dir = the checkpoint's folder
     assert has_trained_avd(read_checkpoint(log_dir / "00000000-cpk-avd.pth"))
+    # the resume command Ctrl-C prints for AVD training: config and data come from config-avd.yaml
+    more = ["--no-progress", "--set", "train_avd_params.num_epochs=2"]
+    assert main(["train-avd", "--log-dir", str(log_dir), "--resume", *more]) == 0
+    assert read_checkpoint(log_dir / "00000001-cpk-avd.pth")["epoch_avd"] == 1
     assert (log_dir / "train-vis" / "00000000-avd.png").is_file() and (
         log_dir / "metrics-avd.jsonl"
     ).is_file()
+
+
+def test_cli_ctrl_c_names_the_checkpoint_and_the_readme_resume_works(tmp_path, capsys, monkeypatch):
+    """A run started with --data and --set, interrupted by Ctrl-C in epoch 1, resumes with the README's
+    `mraa train --log-dir runs/X --resume` (the command the interruption prints), from another folder's
+    relative paths as a user types them; bar, log, metrics and checkpoint names share one epoch index."""
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    _write_videos(tmp_path / "clips")
+    args = ["train", "--config", str(TINY), "--data", "clips", "--log-dir", "runs/x", "--device", "cpu",
+            "--seed", "0", "--no-tensorboard", "--set", f"dataset_params.frame_shape=[{SIZE},{SIZE},3]",
+            "--set", "train_params.num_epochs=3", "--set", "train_params.checkpoint_keep_every=2"]  # fmt: skip
+    calls = {"n": 0}
+    original = ReconstructionModel.forward
+
+    def forward_then_ctrl_c(self, x):
+        calls["n"] += 1
+        if calls["n"] == 6:  # the 2nd step of epoch 2, after the checkpoints of epochs 0 and 1
+            raise KeyboardInterrupt
+        return original(self, x)
+
+    monkeypatch.setattr(ReconstructionModel, "forward", forward_then_ctrl_c)
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    checkpoint = Path("runs/x/00000001-cpk-reconstruction.pth")
+    resume = "mraa train --log-dir runs/x --resume"
+    assert f"interrupted: last checkpoint {checkpoint} (epoch 1); resume with: {resume}" in err
+    assert "rec epoch 1 (2/3)" in err and "rec epoch 2 (3/3)" in err  # the progress bar
+    assert "INFO: epoch 1 (8 pairs)" in err  # the log line ending epoch 1
+    assert [r["epoch"] for r in records(Path("runs/x/metrics.jsonl")) if r["kind"] == "epoch"] == [0, 1]
+    assert read_checkpoint(checkpoint)["epoch_reconstruction"] == 1
+    assert load_config(Path("runs/x/config.yaml")).dataset_params.root_dir == "clips"
+
+    monkeypatch.setattr(ReconstructionModel, "forward", original)
+    monkeypatch.chdir(tmp_path / "clips")  # from another folder the relative data path is not found: say so
+    assert main(["train", "--log-dir", "../runs/x", "--resume"]) == 2
+    assert "dataset not found: clips (the config's dataset_params.root_dir" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    assert main([*shlex.split(resume)[1:], "--no-progress"]) == 0  # config, data, --set: from the run
+    assert "trained 3 epochs (12 pairs, seed 0)" in capsys.readouterr().out
+    # epoch 0 went when epoch 1 was saved; 1 is every 2nd epoch; 2 is the newest
+    assert sorted(p.name[:8] for p in Path("runs/x").glob("*.pth")) == ["00000001", "00000002"]
+
+
+def test_cli_ctrl_c_before_any_checkpoint(tmp_path, capsys, monkeypatch):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("mraa.training.train"), "build_training_dataset", interrupt)
+    args = ["train", "--config", str(TINY), "--data", str(tmp_path), "--log-dir", str(tmp_path / "run")]
+    assert main(args) == 130
+    assert "interrupted before the first checkpoint was saved: nothing to resume" in capsys.readouterr().err
 
 
 def test_cli_refuses_perceptual_without_vgg(tmp_path, capsys):
@@ -654,3 +735,21 @@ def test_verbose_shows_the_cause_of_an_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "The above exception was the direct cause" in err and "UnpicklingError" in err
     assert err.strip().splitlines()[-1].startswith("error: cannot read checkpoint")
+
+
+def test_resume_command_repeats_what_the_config_does_not_hold(tmp_path, monkeypatch):
+    from argparse import Namespace
+
+    from mraa.cli._training import resume_command
+
+    args = Namespace(log_dir=Path("my runs/x"), vgg_weights="vgg19.pth", amp="bf16")
+    assert resume_command(args, "reconstruction") == (
+        "mraa train --log-dir 'my runs/x' --resume --vgg-weights vgg19.pth --amp bf16"
+    )
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    args = Namespace(log_dir=Path("runs/avd"), amp=None)
+    assert (
+        resume_command(args, "avd")
+        == "torchrun --nproc_per_node 4 -m mraa train-avd --log-dir runs/avd --resume"
+    )

@@ -151,6 +151,12 @@ class LossWeights:
     separation_sigma: float = 0.1  # mraa extension: its length scale, in normalised [-1, 1] coordinates
 
 
+# checkpoint_keep_every (mraa extension, train_params and train_avd_params): when checkpoints are written more
+# often than every N epochs (checkpoint_freq < N), a run keeps its newest checkpoint and those of every N-th
+# epoch (epoch index + 1 divisible by N) and deletes the others it wrote once a newer one is saved. 1 keeps
+# all; the official checkpoint_freq of 50 keeps all at the default N of 10.
+
+
 @dataclass
 class TrainParams:
     num_epochs: int = 100
@@ -162,6 +168,7 @@ class TrainParams:
     use_sync_bn: bool = False
     dataloader_workers: int = 6
     checkpoint_freq: int = 50
+    checkpoint_keep_every: int = 10  # mraa extension, see the note above TrainParams
     scales: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
     transform_params: TransformParams = field(default_factory=TransformParams)
     loss_weights: LossWeights = field(default_factory=LossWeights)
@@ -174,6 +181,7 @@ class TrainAVDParams:
     batch_size: int = 256
     dataloader_workers: int = 12
     checkpoint_freq: int = 50
+    checkpoint_keep_every: int = 10  # mraa extension, see the note above TrainParams
     epoch_milestones: tuple[int, ...] = (20, 25)
     lr: float = 1.0e-3
     random_scale: float = 0.25

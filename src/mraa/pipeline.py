@@ -174,29 +174,42 @@ def driving_info(driving: DrivingInput, fps: float | None) -> tuple[float, int |
 
 
 def source_panel(state: SourceState) -> np.ndarray:
-    """The source with its region heatmaps and ellipses (uint8 H, W, 3), for the visualisation."""
-    from mraa.visualize import draw_regions, heatmap_overlay, tensor_to_uint8
+    """The source with its region heatmaps and ellipses (uint8 H, W, 3), for the visualisation; at least
+    :data:`~mraa.visualize.READABLE_HEIGHT` tall."""
+    from mraa.visualize import heatmap_overlay, readable_factor, tensor_to_uint8, upscale
 
     params = state.region_params
     image = tensor_to_uint8(state.image.float().cpu())[0]
-    heat = heatmap_overlay(image, params["heatmap"][0].float().cpu())
-    return draw_regions(heat, params["shift"][0].float().cpu(), params["affine"][0].float().cpu())
+    factor = readable_factor(image.shape[0])
+    heat = heatmap_overlay(upscale(image, factor), params["heatmap"][0].float().cpu())
+    return readable_regions(heat, params["shift"][0].float().cpu(), params["affine"][0].float().cpu(), factor)
+
+
+def readable_regions(image: np.ndarray, shift: Any, affine: Any, factor: int) -> np.ndarray:
+    """``image`` (already enlarged ``factor`` times) with the regions drawn in lines that scale with it."""
+    from mraa.visualize import draw_regions
+
+    return draw_regions(image, shift, affine, radius=1 + factor, width=max(1, factor // 2))
 
 
 def _write_batch(writer: Any, viz_writer: Any | None, panel: np.ndarray | None, batch: AnimatedBatch) -> None:
     """Encode one animated batch (on the writer thread)."""
-    from mraa.visualize import draw_regions, make_grid, tensor_to_uint8
+    from mraa.visualize import make_grid, readable_factor, tensor_to_uint8, upscale
 
     images = tensor_to_uint8(batch.prediction)
     writer.write_many(images)
     if viz_writer is None:
         return
     driving = tensor_to_uint8(batch.driving)
+    factor = readable_factor(driving.shape[1])  # the panels are enlarged to a readable size
+    driving, shown = upscale(driving, factor), upscale(images, readable_factor(images.shape[1]))
     # numpy once per batch: draw_regions reads each region's floats, which is twice as slow from tensors
     shifts = batch.driving_region_params["shift"].numpy()
     affines = batch.driving_region_params["affine"].numpy()
-    for i, image in enumerate(images):
-        viz_writer.write(make_grid([[panel, draw_regions(driving[i], shifts[i], affines[i]), image]]))
+    for i, image in enumerate(shown):
+        viz_writer.write(
+            make_grid([[panel, readable_regions(driving[i], shifts[i], affines[i], factor), image]])
+        )
 
 
 def _to_cpu(batch: AnimatedBatch, keep_driving: bool) -> AnimatedBatch:

@@ -31,6 +31,31 @@ def uint8_to_tensor(images: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(np.moveaxis(images, -1, -3))).float().div_(255.0)
 
 
+READABLE_HEIGHT = 256  # visualisations and part-swap videos are written at least this tall
+
+
+def readable_factor(height: int, min_height: int = READABLE_HEIGHT) -> int:
+    """The smallest integer factor that makes ``height`` pixels at least ``min_height`` (1 when it is)."""
+    return max(1, -(-min_height // max(height, 1)))
+
+
+def upscale(images: np.ndarray, factor: int, mode: str = "nearest") -> np.ndarray:
+    """uint8 (H, W, 3) or (B, H, W, 3) enlarged ``factor`` times: ``nearest`` (the model's pixels stay
+    visible as blocks) or ``bilinear`` (smoother, for result videos)."""
+    if factor == 1:
+        return images
+    if mode == "nearest":
+        return images.repeat(factor, axis=-3).repeat(factor, axis=-2)
+    batch = uint8_to_tensor(images if images.ndim == 4 else images[None])
+    out = tensor_to_uint8(F.interpolate(batch, scale_factor=factor, mode=mode, align_corners=False))
+    return out if images.ndim == 4 else out[0]
+
+
+def readable(images: np.ndarray, mode: str = "bilinear") -> np.ndarray:
+    """uint8 (H, W, 3) or (B, H, W, 3) enlarged by :func:`readable_factor` (unchanged when tall enough)."""
+    return upscale(images, readable_factor(images.shape[-3]), mode)
+
+
 def heatmap_overlay(image: np.ndarray, heatmap: Tensor, alpha: float = 0.6) -> np.ndarray:
     """Blend per-region heatmaps (K, h, w) over an image (H, W, 3) in region colours.
 
@@ -47,9 +72,10 @@ def heatmap_overlay(image: np.ndarray, heatmap: Tensor, alpha: float = 0.6) -> n
 
 
 def draw_regions(
-    image: np.ndarray, shift: Tensor, affine: Tensor | None = None, radius: int = 2
+    image: np.ndarray, shift: Tensor, affine: Tensor | None = None, radius: int = 2, width: int = 1
 ) -> np.ndarray:
-    """Draw region centres (K, 2) in [-1, 1] and, if given, their principal axes (K, 2, 2) on an image."""
+    """Draw region centres (K, 2) in [-1, 1] and, if given, their principal axes (K, 2, 2) on an image
+    (axis lines ``width`` pixels wide)."""
     from PIL import Image, ImageDraw
 
     h, w = image.shape[:2]
@@ -64,7 +90,7 @@ def draw_regions(
             for axis in range(2):
                 dx = float(affine[k, 0, axis]) * (w - 1) / 2
                 dy = float(affine[k, 1, axis]) * (h - 1) / 2
-                draw.line([(x - dx, y - dy), (x + dx, y + dy)], fill=color, width=1)
+                draw.line([(x - dx, y - dy), (x + dx, y + dy)], fill=color, width=width)
         draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=color)
     return np.asarray(canvas)
 
@@ -105,6 +131,25 @@ def part_colors(num_parts: int) -> np.ndarray:
     colors = np.zeros((num_parts + 1, 3), np.uint8)
     colors[1:] = (region_colors(num_parts) * 255 + 0.5).astype(np.uint8)
     return colors
+
+
+# a colour name every 15 degrees of hue: region_colors' hues for up to 20 parts are over 15 degrees apart, so
+# the nearest names of any two parts differ
+HUE_NAMES = (
+    "red", "vermilion", "orange", "amber", "yellow", "lime", "chartreuse", "grass green", "green",
+    "emerald", "spring green", "turquoise", "cyan", "sky blue", "azure", "royal blue", "blue", "indigo",
+    "violet", "purple", "magenta", "hot pink", "rose", "crimson",
+)  # fmt: skip
+
+
+def part_color_names(num_parts: int) -> list[str]:
+    """Distinct English names of the overlay colours of parts 1..K (a number is added past 20 parts)."""
+    names = []
+    for r, g, b in region_colors(num_parts):
+        hue = colorsys.rgb_to_hsv(float(r), float(g), float(b))[0] * 360
+        name = HUE_NAMES[round(hue / 15) % len(HUE_NAMES)]
+        names.append(name if name not in names else f"{name} {names.count(name) + 1}")
+    return names
 
 
 def colorize_labels(labels: Tensor | np.ndarray, num_parts: int) -> np.ndarray:

@@ -55,7 +55,7 @@ def create_service(
     checkpoint: str | os.PathLike | None = None,
     config: str | os.PathLike | None = None,
     device: str = "cpu",
-    batch_size: int = 4,
+    batch_size: int | None = None,
     limits: Limits | None = None,
     samples_dir: str | os.PathLike | None = None,
     work_dir: str | os.PathLike | None = None,
@@ -63,6 +63,7 @@ def create_service(
     """Load a model (the shipped one when ``checkpoint`` is None) and wrap it for the app.
 
     Args:
+        batch_size: driving frames per batch (None: the device's default, as ``mraa animate``: 1 on CPU).
         samples_dir: folder with the sample image and video the page offers (default: the shipped samples).
         work_dir: results go to its ``.mraa-app`` subfolder (default: a new temporary folder).
     """

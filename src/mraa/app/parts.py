@@ -126,7 +126,7 @@ class PartsMixin:
         """Part swap: the driving video with ``parts`` (1-based) showing the source's appearance."""
         from mraa.data.video_io import VideoWriter
         from mraa.segmentation import feather_mask, parse_parts, swap_parts_iter
-        from mraa.visualize import tensor_to_uint8, uint8_to_tensor
+        from mraa.visualize import readable, tensor_to_uint8, uint8_to_tensor
 
         if parts is None or (not isinstance(parts, str) and len(parts) == 0) or str(parts).strip() == "":
             raise MRAAError("no parts chosen: tick part numbers or click on parts in the overlays")
@@ -148,7 +148,7 @@ class PartsMixin:
                 self.animator, source, frames, chosen, mode=mode, feather=float(feather), threshold=threshold
             )
             for batch in batches:
-                writer.write_many(tensor_to_uint8(batch.result))
+                writer.write_many(readable(tensor_to_uint8(batch.result)))  # >= 256 px tall
                 if progress is not None:
                     progress(writer.num_frames, total)
         from mraa.app.service import AnimationResult

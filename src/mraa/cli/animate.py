@@ -95,7 +95,8 @@ def _add_animation_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("torch", "onnxruntime"),
         default="torch",
         help="torch (default) or onnxruntime (CPU; the networks exported to ONNX, needs the onnx extra; "
-        "same results within 1e-4; on an idle CPU here slightly slower than torch, see docs/benchmarks.md)",
+        "results equal torch's up to float rounding, largest per-pixel difference 1.2e-4 on the shipped "
+        "sample, at most one 8-bit level; speed: see docs/benchmarks.md)",
     )
     parser.add_argument(
         "--onnx-dir",
@@ -126,8 +127,8 @@ def _add_animation_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const="",
         metavar="PATH",
-        help="also write a side-by-side video (source with regions | driving with regions | result); "
-        "default path: OUTPUT with a _visualization suffix (PATH only for a single pair)",
+        help="also write a side-by-side video (source with regions | driving with regions | result, each "
+        "panel enlarged to at least 256 px tall); default path: OUTPUT with a _visualization suffix (PATH only for a single pair)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

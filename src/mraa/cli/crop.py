@@ -80,6 +80,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--source", required=True, help="source image")
     parser.add_argument("--driving", required=True, help="driving video")
     add_crop_argument(parser, "auto")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the boxes as JSON and write nothing (no --crop-preview)"
+    )
     add_model_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -127,12 +130,13 @@ def write_preview(path: str, crop_plan, source) -> None:
 def run(args: argparse.Namespace) -> int:
     from mraa.cli._common import check_output_path
 
-    if args.crop_preview:  # never over --source or --driving (mraa.safety)
+    preview = None if args.dry_run else args.crop_preview
+    if preview:  # never over --source or --driving (mraa.safety)
         from mraa.safety import check_outputs
 
         check_outputs(
             inputs={"--source": args.source, "--driving": args.driving},
-            outputs={"--crop-preview": check_output_path(args.crop_preview)},
+            outputs={"--crop-preview": check_output_path(preview)},
         )
     framing, size = model_framing(args)
     crop_plan, source = plan(args, framing, size)
@@ -140,6 +144,6 @@ def run(args: argparse.Namespace) -> int:
     data["model_framing"] = framing
     data["model_size"] = [size[1], size[0]]
     print(json.dumps(data, indent=2))
-    if args.crop_preview:
-        write_preview(args.crop_preview, crop_plan, source)
+    if preview:
+        write_preview(preview, crop_plan, source)
     return 0

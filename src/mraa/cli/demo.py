@@ -15,7 +15,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="animate the shipped sample image with the shipped driving video and model (offline)",
         description="Animate the sample source image shipped with mraa using the shipped driving video and the "
         "small model trained by mraa on synthetic articulated figures. Writes OUT/animation.mp4, "
-        "OUT/visualization.mp4 and OUT/segmentation.png. No network access.",
+        "OUT/visualization.mp4 and OUT/segmentation/ (overlay.png, labels.png). No network access.",
     )
     parser.add_argument("--out", default="demo", help="output folder (default: demo)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (default: cpu)")

@@ -11,12 +11,21 @@ log = logging.getLogger(__name__)
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="convert a .pth checkpoint to model.safetensors + config.yaml",
+        help="convert a checkpoint to model.safetensors + config.yaml (or ONNX graphs)",
         description="Write OUTPUT/model.safetensors (flat generator.*, region_predictor.*, ... keys) and "
-        "OUTPUT/config.yaml from an official or mraa training checkpoint.",
+        "OUTPUT/config.yaml from an official .pth, an mraa training checkpoint or an mraa safetensors "
+        "export (default: the model shipped with mraa).",
     )
-    parser.add_argument("--checkpoint", required=True, help="official .pth or mraa training checkpoint")
-    parser.add_argument("--config", required=True, help="YAML config in the official schema")
+    parser.add_argument(
+        "--checkpoint",
+        help="official .pth, mraa training checkpoint or mraa safetensors export (model.safetensors or its "
+        "folder) (default: the model shipped with mraa)",
+    )
+    parser.add_argument(
+        "--config",
+        help="YAML config in the official schema (default: the one stored with the checkpoint; official .pth "
+        "files store none)",
+    )
     parser.add_argument("--output", required=True, help="output folder (created if missing)")
     parser.add_argument(
         "--format",
@@ -35,7 +44,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mraa.checkpoint import MODEL_KEYS, export_safetensors, load_checkpoint
+    from mraa.animate import default_checkpoint
+    from mraa.checkpoint import (
+        MODEL_KEYS,
+        config_from_checkpoint,
+        export_safetensors,
+        load_checkpoint,
+        read_checkpoint,
+    )
     from mraa.config import load_config
     from mraa.errors import MRAAError
     from mraa.models import build_models
@@ -46,16 +62,21 @@ def run(args: argparse.Namespace) -> int:
         raise MRAAError(f"--output {output} is a file, not a folder")
     if getattr(args, "format", "safetensors") == "web":
         return _run_web(args, output)
+    checkpoint = args.checkpoint or default_checkpoint()
     check_outputs(
-        inputs={"--checkpoint": args.checkpoint, "--config": args.config},
+        inputs={"--checkpoint": checkpoint, "--config": args.config},
         outputs=export_outputs(output, getattr(args, "format", "safetensors")),
         overwrite=args.overwrite,
     )
-    cfg = load_config(args.config)
+    if args.checkpoint is None:
+        print(f"using the model shipped with mraa ({checkpoint.parent.name}: trained on synthetic figures)")
+    cfg = load_config(args.config) if args.config else config_from_checkpoint(read_checkpoint(checkpoint))
+    if cfg is None:
+        raise MRAAError(f"{checkpoint} stores no config: pass --config (the YAML it was trained with)")
     models = build_models(cfg.model_params)
-    data = load_checkpoint(args.checkpoint, models)
+    data = load_checkpoint(checkpoint, models)
     if getattr(args, "format", "safetensors") == "onnx":
-        return _run_onnx(args, cfg, models)
+        return _run_onnx(args, cfg, models, checkpoint)
     include = tuple(name for name in MODEL_KEYS if data.get(name))
     path = export_safetensors(models, cfg, args.output, include=include)
     print(f"wrote {path} ({', '.join(include)}) and {path.with_name('config.yaml')}")
@@ -72,7 +93,7 @@ def export_outputs(output, fmt: str) -> dict:
     return {f"--output {name}": output / name for name in [*names, "config.yaml"]}
 
 
-def _run_onnx(args: argparse.Namespace, cfg, models) -> int:
+def _run_onnx(args: argparse.Namespace, cfg, models, checkpoint) -> int:
     """Write the ONNX graphs of the fused inference networks (see mraa.export.onnx) and config.yaml."""
     from mraa.errors import MRAAError
     from mraa.export.onnx import GRAPHS, export_onnx
@@ -84,7 +105,7 @@ def _run_onnx(args: argparse.Namespace, cfg, models) -> int:
     models.eval()  # export_onnx folds and rewrites copies of the networks
     size = tuple(cfg.dataset_params.resolved_frame_shape[:2])
     # written into a marked scratch folder inside the output and moved in when complete (mraa.export.onnx)
-    folder = export_onnx(models, size, args.output, config=cfg, checkpoint=args.checkpoint)
+    folder = export_onnx(models, size, args.output, config=cfg, checkpoint=checkpoint)
     print(f"wrote {', '.join(g + '.onnx' for g in GRAPHS)} and config.yaml to {folder} ({size[0]}x{size[1]})")
     return 0
 
@@ -103,6 +124,7 @@ def _run_web(args: argparse.Namespace, output) -> int:
     check_outputs(
         inputs={"--checkpoint": args.checkpoint, "--config": args.config},
         outputs={f"--output {name}": output / name for name in names},
+        overwrite=args.overwrite,
     )
     models, cfg, mode = load_models(args.checkpoint, args.config)
     build_web(models, cfg, output, default_mode=mode)

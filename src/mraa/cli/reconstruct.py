@@ -17,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "reconstruct",
         help="reconstruct test videos from their first frame and report L1 (and AKD/MKR/AED)",
-        description="Reconstruct each video of ROOT/test from its first frame (the driving video is the video "
+        description="Reconstruct each video of DATA/test from its first frame (the driving video is the video "
         "itself) and report the mean L1 distance to the real frames, the paper's reconstruction metric, next "
         "to the no-motion baseline (the first frame held still). With --out, write one video per test video "
         "and OUT/metrics.json.",
@@ -164,6 +164,9 @@ def run(args: argparse.Namespace) -> int:
         fps=args.fps,
     )
     print(report.summary())
+    if report.videos and report.l1 >= report.baseline_l1:  # the model does worse than not moving at all
+        print(f"note: L1 {report.l1:.4f} is not below the no-motion baseline {report.baseline_l1:.4f}: the "
+              "model reconstructs these videos worse than the first frame held still")  # fmt: skip
     for metric, value in (("AKD", report.akd), ("AED", report.aed)):
         extractor = report.keypoints if metric == "AKD" else report.identity
         if extractor is not None and value is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import colorsys
 import contextlib
 import logging
 from collections.abc import Iterator
@@ -47,7 +46,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--parts",
         help="parts to swap: 1-based indices as in `mraa segment` labels, e.g. 1,3 or 2-4, or all",
     )
-    parser.add_argument("--output", help="output video (.mp4 H.264 by default; .webm, .mov, .gif)")
+    parser.add_argument(
+        "--output",
+        help="output video (.mp4 H.264 by default; .webm, .mov, .gif), at least 256 px tall (smaller model "
+        "frames are enlarged, bilinear)",
+    )
     parser.add_argument(
         "--pick",
         nargs="?",
@@ -88,17 +91,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
-
-
-def color_name(part: int, num_parts: int) -> str:
-    """A rough English name for part ``part``'s overlay colour."""
-    from mraa.visualize import region_colors
-
-    r, g, b = region_colors(num_parts)[part - 1]
-    hue = colorsys.rgb_to_hsv(float(r), float(g), float(b))[0] * 360
-    names = ((15, "red"), (45, "orange"), (80, "yellow"), (140, "green"), (170, "teal"), (200, "cyan"))
-    names += ((250, "blue"), (285, "purple"), (335, "magenta"), (361, "red"))
-    return next(name for limit, name in names if hue < limit)
 
 
 def pick_path(args: argparse.Namespace) -> Path:
@@ -203,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
 def swap(args: argparse.Namespace, animator, output: Path, parts: list[int], labels) -> int:
     from mraa.data.video_io import VideoWriter, probe_video
     from mraa.segmentation import swap_parts_iter
-    from mraa.visualize import tensor_to_uint8
+    from mraa.visualize import readable, tensor_to_uint8
 
     info = probe_video(args.driving)
     size = animator.image_size
@@ -226,7 +218,7 @@ def swap(args: argparse.Namespace, animator, output: Path, parts: list[int], lab
             total=info.num_frames,
         )
         for batch in batches:
-            writer.write_many(tensor_to_uint8(batch.result))
+            writer.write_many(readable(tensor_to_uint8(batch.result)))  # >= 256 px tall (bilinear)
     audio = ", with audio" if info.has_audio else ""
     print(f"wrote {output} ({writer.num_frames} frames, {fps:g} fps{audio})")
     return 0
@@ -239,7 +231,7 @@ def pick(args: argparse.Namespace, animator, path: Path) -> int:
     from mraa.data.video_io import write_image
     from mraa.errors import MRAAError
     from mraa.segmentation import add_caption, overlay_segmentation, segment
-    from mraa.visualize import make_grid
+    from mraa.visualize import make_grid, part_color_names
 
     path = check_output_path(path)
     size = animator.image_size
@@ -263,9 +255,9 @@ def pick(args: argparse.Namespace, animator, path: Path) -> int:
     panels = [add_caption(panel, text) for panel, text in zip(panels, ("source", "driving frame 0"))]
     write_image(path, make_grid([panels]))
     print(f"parts of this model (share of the source / of the first driving frame), drawn in {path}:")
-    print("  part  colour    source  driving")
-    for k in range(1, num_parts + 1):
-        print(f"  {k:>4}  {color_name(k, num_parts):<8} {shares[0][k]:6.1f}%  {shares[1][k]:6.1f}%")
-    print(f"  background      {shares[0][0]:6.1f}%  {shares[1][0]:6.1f}%")
+    print("  part  colour        source  driving")
+    for k, name in enumerate(part_color_names(num_parts), start=1):
+        print(f"  {k:>4}  {name:<12} {shares[0][k]:6.1f}%  {shares[1][k]:6.1f}%")
+    print(f"  background          {shares[0][0]:6.1f}%  {shares[1][0]:6.1f}%")
     print("choose parts with --parts, e.g. --parts 1,3 (the masks come from the driving frames)")
     return 0

@@ -20,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Train the naive, regression-based and PCA-based angle predictors on growing training sets of "
             "rotated rectangles and write results.csv, results.md, error_vs_size.png and samples.png. Resumable: runs "
-            "already in DIR/results.csv are read back, not repeated."
+            "already in OUT/results.csv are read back, not repeated."
         ),
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")

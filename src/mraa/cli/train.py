@@ -12,10 +12,13 @@ from mraa.errors import MRAAError
 SUMMARY = "train the reconstruction model (regions, background motion, generator)"
 DESCRIPTION = """\
 Train the region predictor, background motion predictor and generator on (source, driving) frame pairs of
-DATA/train. Writes LOG_DIR/{epoch:08d}-cpk-reconstruction.pth every checkpoint_freq epochs and at the end,
-LOG_DIR/config.yaml, per-step losses in LOG_DIR/metrics.jsonl and one picture per epoch in
-LOG_DIR/train-vis/. Multi-GPU: torchrun --nproc_per_node N -m mraa train ... (train_params.batch_size is the
-global batch). Then train the AVD network with mraa train-avd."""
+DATA/train. Writes LOG_DIR/{epoch:08d}-cpk-reconstruction.pth every checkpoint_freq epochs and at the end
+(epochs count from 0 in names, logs and the progress bar; of checkpoints written more often than every
+checkpoint_keep_every epochs, the newest and every N-th stay), LOG_DIR/config.yaml (the config used, with
+--set and --data), per-step losses in LOG_DIR/metrics.jsonl and one picture per epoch in LOG_DIR/train-vis/.
+Ctrl-C prints the last checkpoint and the resume command: mraa train --log-dir LOG_DIR --resume.
+Multi-GPU: torchrun --nproc_per_node N -m mraa train ... (train_params.batch_size is the global batch).
+Then train the AVD network with mraa train-avd."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -13,8 +13,9 @@ SUMMARY = "train the AVD network (animation via disentanglement) on a trained mo
 DESCRIPTION = """\
 Train the AVD network on (source, driving) pairs of DATA/train with the region predictor of CHECKPOINT
 frozen (train_avd_params: batch size, learning rate, milestones, random_scale). Writes
-LOG_DIR/{epoch:08d}-cpk-avd.pth holding all four networks (use it with mraa animate --mode avd),
-LOG_DIR/config-avd.yaml, LOG_DIR/metrics-avd.jsonl and LOG_DIR/train-vis/."""
+LOG_DIR/{epoch:08d}-cpk-avd.pth holding all four networks (use it with mraa animate --mode avd; epochs
+count from 0, checkpoints kept as for mraa train), LOG_DIR/config-avd.yaml, LOG_DIR/metrics-avd.jsonl and
+LOG_DIR/train-vis/. Resume with mraa train-avd --log-dir LOG_DIR --resume."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +29,8 @@ def _add_avd_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--config",
-        help="YAML config in the official schema (default: the config stored with the checkpoint)",
+        help="YAML config in the official schema (default: LOG_DIR/config-avd.yaml when resuming, else the "
+        "config stored with the checkpoint)",
     )
     parser.add_argument("--log-dir", type=Path, help="output folder (default: the folder of --checkpoint)")
 

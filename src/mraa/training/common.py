@@ -65,7 +65,7 @@ def check_schedule(params: Any, section: str, betas: tuple[float, ...] | None = 
     """
     problems = [
         f"{section}.{name} must be a positive integer, got {getattr(params, name)!r}"
-        for name in ("num_epochs", "num_repeats", "batch_size", "checkpoint_freq")
+        for name in ("num_epochs", "num_repeats", "batch_size", "checkpoint_freq", "checkpoint_keep_every")
         if not (_is_int(getattr(params, name)) and getattr(params, name) > 0)
     ]
     if not (_is_int(params.dataloader_workers) and params.dataloader_workers >= 0):

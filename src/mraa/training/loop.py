@@ -223,6 +223,7 @@ def fit(
         if not _report_plan(task, run, info):  # already trained for num_epochs
             return TrainResult.from_state(log_dir, run.state)
         save = checkpoint_writer(cfg, models, optimizer, schedule, task=task, info=info, log_dir=log_dir)
+        save = prune_after_save(save, task.params, resumed_from(run, task.mode))
         logger = TrainLogger(log_dir, enabled=info.is_main, mode=task.mode, tensorboard=options.tensorboard)
         logger.truncate_after(run.state.pairs_seen)
         try:
@@ -469,6 +470,46 @@ def checkpoint_writer(
     return save
 
 
+def is_kept(epoch: int, params: TrainParams | TrainAVDParams) -> bool:
+    """Whether the checkpoint of ``epoch`` stays once a newer one is saved (``checkpoint_keep_every``)."""
+    keep_every = params.checkpoint_keep_every
+    return keep_every <= params.checkpoint_freq or (epoch + 1) % keep_every == 0
+
+
+def resumed_from(run: RunSetup, mode: str) -> tuple[int, Path] | None:
+    """(epoch, path) of the checkpoint a resumed run continues, when mraa wrote it in this run's folder."""
+    saved = run.data.get(STATE_KEY)
+    if not (run.resuming and run.start is not None and isinstance(saved, dict) and saved.get("mode") == mode):
+        return None
+    if run.start.resolve().parent != run.log_dir.resolve():
+        return None
+    return int(run.data[f"epoch_{mode}"]), run.start
+
+
+def prune_after_save(
+    save: Callable[[int, LoopState], Path],
+    params: TrainParams | TrainAVDParams,
+    previous: tuple[int, Path] | None = None,
+) -> Callable[[int, LoopState], Path]:
+    """``save`` that then deletes the older checkpoints of this run that :func:`is_kept` does not keep.
+
+    Only files this run wrote are deleted (and ``previous``, the checkpoint it resumed), never others.
+    """
+    written: list[tuple[int, Path]] = [previous] if previous is not None else []
+
+    def save_and_prune(epoch: int, state: LoopState) -> Path:
+        path = save(epoch, state)
+        for old_epoch, old in list(written):
+            if old != path and not is_kept(old_epoch, params):
+                old.unlink(missing_ok=True)
+                written.remove((old_epoch, old))
+                log.info("deleted %s (checkpoint_keep_every %d)", old.name, params.checkpoint_keep_every)
+        written.append((epoch, path))
+        return path
+
+    return save_and_prune
+
+
 def state_from_checkpoint(data: dict[str, Any], mode: str, loader: EpochLoader) -> LoopState:
     """Where to continue from a checkpoint; official files (no mraa state) continue after ``epoch_<mode>``."""
     saved = data.get(STATE_KEY)
@@ -534,7 +575,7 @@ def _progress_bar(loader: EpochLoader, epoch: int, num_epochs: int, desc: str, e
     return tqdm(
         loader.epoch(epoch),
         total=len(loader),
-        desc=f"{desc} epoch {epoch + 1}/{num_epochs}",
+        desc=f"{desc} epoch {epoch} ({epoch + 1}/{num_epochs})",  # the index of logs and checkpoint names
         disable=not enabled,
         leave=False,
         dynamic_ncols=True,
