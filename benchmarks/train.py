@@ -84,7 +84,7 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from mraa.training.common import autocast
+    from mraa.training.precision import autocast
 
     device = torch.device(args.device)
     cfg, model = build(args.config, args.no_perceptual, device)

@@ -19,8 +19,9 @@ from mraa.config import MRAAConfig, apply_overrides, load_config
 from mraa.errors import MRAAError
 from mraa.losses import Vgg19Features, separation_loss
 from mraa.models import build_models
-from mraa.training.common import PairsLRSchedule, find_latest_checkpoint
+from mraa.training.checkpoints import find_latest_checkpoint
 from mraa.training.reconstruction_model import ReconstructionModel, disable_perceptual, load_vgg
+from mraa.training.schedule import PairsLRSchedule
 from mraa.training.train import train
 from mraa.training.train_avd import AVDTrainingModel, train_avd
 
@@ -498,7 +499,7 @@ def test_cli_ctrl_c_before_any_checkpoint(tmp_path, capsys, monkeypatch):
 
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("mraa.training.train"), "build_training_dataset", interrupt)
+    monkeypatch.setattr(importlib.import_module("mraa.training.recipes"), "build_training_dataset", interrupt)
     args = ["train", "--config", str(TINY), "--data", str(tmp_path), "--log-dir", str(tmp_path / "run")]
     assert main(args) == 130
     assert "interrupted before the first checkpoint was saved: nothing to resume" in capsys.readouterr().err

@@ -1,17 +1,20 @@
-"""What ``mraa train`` and ``mraa train-avd`` share: their common options and the run itself."""
+"""What ``mraa train`` and ``mraa train-avd`` share: their common options, the run options, the reports."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import contextlib
 import logging
 import os
 import shlex
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from mraa.errors import MRAAError
+
+if TYPE_CHECKING:
+    from mraa.training.loop import RunOptions
 
 # library errors -> what to do about them on the command line
 _RUN_EXISTS_HINT = "pass --resume to continue it, or --overwrite to delete it and train again"
@@ -97,67 +100,41 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def run_training(
-    args: argparse.Namespace,
-    cfg: Any,
-    mode: str,
-    entry: Callable[..., Any],
-    describe: Callable[[Any], str],
-    setup: Callable[[Any], dict[str, Any]] | None = None,
-) -> int:
-    """Check ``cfg``, build the models and the dataset, call ``entry`` (``train`` / ``train_avd``), report.
-
-    ``setup(cfg)`` gives ``entry``'s extra arguments (e.g. the VGG), before the dataset scan. Under
-    torchrun only rank 0 reports progress (other ranks log warnings and errors only) and prints.
-    """
-    import torch
-
-    from mraa.config import apply_overrides
-    from mraa.models import build_models
-    from mraa.training.common import check_training_values
-    from mraa.training.reconstruction_model import MissingVGGWeights
-    from mraa.training.rundir import RunExistsError
-    from mraa.training.train import build_training_dataset
-
+def quiet_other_ranks() -> None:
+    """Under torchrun only rank 0 reports progress (other ranks log warnings and errors only) and prints."""
     if not is_main_process():
         logging.getLogger().setLevel(logging.WARNING)
-    check_training_values(cfg, mode)  # before the dataset scan, and before anything is written
-    if args.seed is not None:
-        torch.manual_seed(args.seed)
-    cfg = with_data_root(cfg, args.data)  # the saved config records the dataset used: --resume finds it
-    if args.data is None and not os.path.exists(cfg.dataset_params.root_dir):
-        raise MRAAError(
-            f"dataset not found: {cfg.dataset_params.root_dir} (the config's dataset_params.root_dir, relative "
-            "to the current folder): pass --data DIR"
-        )
-    if args.keep_all_checkpoints:
-        section = "train_params" if mode == "reconstruction" else "train_avd_params"
-        cfg = apply_overrides(cfg, [f"{section}.checkpoint_keep_every=1"])
+
+
+@contextlib.contextmanager
+def flag_hints() -> Iterator[None]:
+    """The library's training errors, with what to do about them on the command line."""
+    from mraa.training.recipes import DatasetNotFound
+    from mraa.training.reconstruction_model import MissingVGGWeights
+    from mraa.training.rundir import RunExistsError
+
     try:
-        extra = setup(cfg) if setup is not None else {}
-        models = build_models(cfg.model_params)
-        dataset = build_training_dataset(cfg)
-        result = entry(cfg, models, dataset, args.log_dir, **options_from_args(args), **extra)
-    except KeyboardInterrupt:
-        if is_main_process():
-            print(interrupted_message(args, mode), file=sys.stderr)
-        return 130
+        yield
     except RunExistsError as err:
         raise MRAAError(f"{err}: {_RUN_EXISTS_HINT}") from err
     except MissingVGGWeights as err:
         raise MRAAError(f"the perceptual loss needs VGG19 weights, never downloaded: {_NO_VGG_HINT}") from err
+    except DatasetNotFound as err:
+        raise MRAAError(f"{err}: pass --data DIR") from err
+
+
+def report_interrupt(args: argparse.Namespace, mode: str) -> int:
+    """After Ctrl-C: rank 0 prints the last checkpoint and how to resume; the exit code 130."""
     if is_main_process():
-        print(describe(result))
+        print(interrupted_message(args, mode), file=sys.stderr)
+    return 130
+
+
+def report(line: str) -> int:
+    """Print the run's summary (rank 0 only); the exit code 0."""
+    if is_main_process():
+        print(line)
     return 0
-
-
-def with_data_root(cfg: Any, data: str | os.PathLike | None) -> Any:
-    """``cfg`` with ``dataset_params.root_dir`` set to ``--data`` (as given), when given."""
-    if data is None:
-        return cfg
-    return dataclasses.replace(
-        cfg, dataset_params=dataclasses.replace(cfg.dataset_params, root_dir=str(data))
-    )
 
 
 def resume_command(args: argparse.Namespace, mode: str) -> str:
@@ -178,7 +155,7 @@ def resume_command(args: argparse.Namespace, mode: str) -> str:
 
 def interrupted_message(args: argparse.Namespace, mode: str) -> str:
     """One line after Ctrl-C: the last checkpoint saved in LOG_DIR (path and epoch) and how to resume."""
-    from mraa.training.common import find_latest_checkpoint
+    from mraa.training.checkpoints import find_latest_checkpoint
     from mraa.training.rundir import run_files
 
     latest = find_latest_checkpoint(args.log_dir, mode) if args.log_dir is not None else None
@@ -189,17 +166,19 @@ def interrupted_message(args: argparse.Namespace, mode: str) -> str:
     return f"interrupted: last checkpoint {latest} (epoch {epoch}); resume with: {resume_command(args, mode)}"
 
 
-def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`mraa.training.loop.RunOptions` fields given on the command line."""
-    return {
-        "checkpoint": args.checkpoint,
-        "resume": args.resume,
-        "overwrite": args.overwrite,
-        "device": args.device,
-        "seed": args.seed,
-        "deterministic": args.deterministic,
-        "amp": args.amp,
-        "num_workers": args.workers,
-        "progress": not args.no_progress,
-        "tensorboard": not args.no_tensorboard,
-    }
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The :class:`mraa.training.loop.RunOptions` given on the command line."""
+    from mraa.training.loop import RunOptions
+
+    return RunOptions(
+        checkpoint=args.checkpoint,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        device=args.device,
+        seed=args.seed,
+        deterministic=args.deterministic,
+        amp=args.amp,
+        num_workers=args.workers,
+        progress=not args.no_progress,
+        tensorboard=not args.no_tensorboard,
+    )

@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mraa.cli._training import add_training_parser, run_training
+from mraa.cli._training import (
+    add_training_parser,
+    flag_hints,
+    quiet_other_ranks,
+    report,
+    report_interrupt,
+    run_options,
+)
 from mraa.errors import MRAAError
 
 SUMMARY = "train the reconstruction model (regions, background motion, generator)"
@@ -64,18 +71,22 @@ def resolve_config(config: str | None, log_dir: Path, resume: bool, overrides: l
 
 
 def run(args: argparse.Namespace) -> int:
-    from mraa.training.reconstruction_model import disable_perceptual, load_vgg
-    from mraa.training.train import train
+    from mraa.training.recipes import train_reconstruction
 
     cfg = resolve_config(args.config, args.log_dir, args.resume, args.set)
-    if args.no_perceptual:
-        cfg = disable_perceptual(cfg)
-
-    def describe(result: Any) -> str:
-        where = result.checkpoint or "no new checkpoint"
-        return f"trained {result.epochs} epochs ({result.pairs_seen} pairs, seed {result.seed}): {where}"
-
-    def setup(cfg: Any) -> dict[str, Any]:  # before the dataset scan: a missing VGG fails fast
-        return {"vgg": load_vgg(cfg.train_params, args.vgg_weights)}
-
-    return run_training(args, cfg, "reconstruction", train, describe, setup=setup)
+    quiet_other_ranks()
+    try:
+        with flag_hints():
+            result = train_reconstruction(
+                cfg,
+                args.log_dir,
+                data=args.data,
+                vgg_weights=args.vgg_weights,
+                perceptual=not args.no_perceptual,
+                keep_all_checkpoints=args.keep_all_checkpoints,
+                options=run_options(args),
+            )
+    except KeyboardInterrupt:
+        return report_interrupt(args, "reconstruction")
+    where = result.checkpoint or "no new checkpoint"
+    return report(f"trained {result.epochs} epochs ({result.pairs_seen} pairs, seed {result.seed}): {where}")

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-from mraa.cli._training import add_training_parser, run_training
+from mraa.cli._training import (
+    add_training_parser,
+    flag_hints,
+    quiet_other_ranks,
+    report,
+    report_interrupt,
+    run_options,
+)
 from mraa.errors import MRAAError
 
 SUMMARY = "train the AVD network (animation via disentanglement) on a trained model"
@@ -53,7 +59,7 @@ def _config(args: argparse.Namespace, log_dir: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    from mraa.training.train_avd import train_avd
+    from mraa.training.recipes import train_avd
 
     if args.checkpoint is None and not args.resume:
         raise MRAAError("AVD training needs a trained reconstruction checkpoint (--checkpoint PATH)")
@@ -62,9 +68,17 @@ def run(args: argparse.Namespace) -> int:
             raise MRAAError("pass --log-dir (or --checkpoint, whose folder is then used)")
         args.log_dir = Path(args.checkpoint).parent
     cfg = _config(args, args.log_dir)
-
-    def describe(result: Any) -> str:
-        where = result.checkpoint or "no new checkpoint"
-        return f"trained the AVD network for {result.epochs} epochs ({result.pairs_seen} pairs): {where}"
-
-    return run_training(args, cfg, "avd", train_avd, describe)
+    quiet_other_ranks()
+    try:
+        with flag_hints():
+            result = train_avd(
+                cfg,
+                args.log_dir,
+                data=args.data,
+                keep_all_checkpoints=args.keep_all_checkpoints,
+                options=run_options(args),
+            )
+    except KeyboardInterrupt:
+        return report_interrupt(args, "avd")
+    where = result.checkpoint or "no new checkpoint"
+    return report(f"trained the AVD network for {result.epochs} epochs ({result.pairs_seen} pairs): {where}")

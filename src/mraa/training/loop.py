@@ -30,20 +30,8 @@ from mraa.checkpoint import load_checkpoint, save_checkpoint
 from mraa.config import MRAAConfig, TrainAVDParams, TrainParams, save_config
 from mraa.errors import MRAAError
 from mraa.models import MRAAModels
-from mraa.training.common import (
-    SEED_GLOBAL,
-    SEED_TRANSFORM,
-    EpochLoader,
-    PairsLRSchedule,
-    autocast,
-    check_amp,
-    check_training_values,
-    checkpoint_path,
-    derive_seed,
-    new_run_seed,
-    seed_everything,
-    set_deterministic,
-)
+from mraa.training.checkpoints import checkpoint_path, prune_after_save
+from mraa.training.data import EpochLoader
 from mraa.training.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -55,6 +43,7 @@ from mraa.training.distributed import (
     wrap_ddp,
 )
 from mraa.training.logger import RunningMeans, TrainLogger
+from mraa.training.precision import autocast, check_amp
 from mraa.training.rundir import (
     RunExistsError,
     check_run_dir,
@@ -65,6 +54,15 @@ from mraa.training.rundir import (
     run_file_name,
     run_tag,
     unlock_run_dir,
+)
+from mraa.training.schedule import PairsLRSchedule, check_training_values
+from mraa.training.seeding import (
+    SEED_GLOBAL,
+    SEED_TRANSFORM,
+    derive_seed,
+    new_run_seed,
+    seed_everything,
+    set_deterministic,
 )
 
 log = logging.getLogger(__name__)
@@ -470,12 +468,6 @@ def checkpoint_writer(
     return save
 
 
-def is_kept(epoch: int, params: TrainParams | TrainAVDParams) -> bool:
-    """Whether the checkpoint of ``epoch`` stays once a newer one is saved (``checkpoint_keep_every``)."""
-    keep_every = params.checkpoint_keep_every
-    return keep_every <= params.checkpoint_freq or (epoch + 1) % keep_every == 0
-
-
 def resumed_from(run: RunSetup, mode: str) -> tuple[int, Path] | None:
     """(epoch, path) of the checkpoint a resumed run continues, when mraa wrote it in this run's folder."""
     saved = run.data.get(STATE_KEY)
@@ -484,30 +476,6 @@ def resumed_from(run: RunSetup, mode: str) -> tuple[int, Path] | None:
     if run.start.resolve().parent != run.log_dir.resolve():
         return None
     return int(run.data[f"epoch_{mode}"]), run.start
-
-
-def prune_after_save(
-    save: Callable[[int, LoopState], Path],
-    params: TrainParams | TrainAVDParams,
-    previous: tuple[int, Path] | None = None,
-) -> Callable[[int, LoopState], Path]:
-    """``save`` that then deletes the older checkpoints of this run that :func:`is_kept` does not keep.
-
-    Only files this run wrote are deleted (and ``previous``, the checkpoint it resumed), never others.
-    """
-    written: list[tuple[int, Path]] = [previous] if previous is not None else []
-
-    def save_and_prune(epoch: int, state: LoopState) -> Path:
-        path = save(epoch, state)
-        for old_epoch, old in list(written):
-            if old != path and not is_kept(old_epoch, params):
-                old.unlink(missing_ok=True)
-                written.remove((old_epoch, old))
-                log.info("deleted %s (checkpoint_keep_every %d)", old.name, params.checkpoint_keep_every)
-        written.append((epoch, path))
-        return path
-
-    return save_and_prune
 
 
 def state_from_checkpoint(data: dict[str, Any], mode: str, loader: EpochLoader) -> LoopState:

@@ -22,10 +22,10 @@ import torch
 from torch.utils.data import Dataset
 
 from mraa.config import MRAAConfig
-from mraa.errors import MRAAError
 from mraa.losses import Vgg19Features
 from mraa.models import MRAAModels
-from mraa.training.common import find_latest_checkpoint
+from mraa.training.checkpoints import find_latest_checkpoint
+from mraa.training.data import build_training_dataset
 from mraa.training.loop import RunOptions, Task, TrainResult, fit
 from mraa.training.reconstruction_model import ReconstructionModel, load_vgg
 from mraa.training.visualization import reconstruction_image
@@ -93,21 +93,3 @@ def reconstruction_start(log_dir: Path, options: RunOptions) -> tuple[Path | Non
     if options.resume and latest is None:
         log.warning("resume: no *-cpk-%s.pth in %s; starting from scratch", MODE, log_dir)
     return latest, options.resume
-
-
-def build_training_dataset(cfg: MRAAConfig, root_dir: str | os.PathLike | None = None) -> Dataset:
-    """The training ``FramesDataset`` described by ``cfg.dataset_params`` (``root_dir`` overrides its root)."""
-    from mraa.data.frames_dataset import FramesDataset
-
-    dp = cfg.dataset_params
-    root = Path(root_dir if root_dir is not None else dp.root_dir)
-    if not root.exists():
-        raise MRAAError(f"dataset not found: {root}")
-    return FramesDataset(
-        root_dir=str(root),
-        frame_shape=dp.resolved_frame_shape,
-        id_sampling=dp.id_sampling,
-        is_train=True,
-        pairs_list=dp.pairs_list,
-        augmentation_params=dp.augmentation_params,
-    )

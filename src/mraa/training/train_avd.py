@@ -27,7 +27,7 @@ from mraa.config import MRAAConfig, TrainAVDParams
 from mraa.errors import MRAAError
 from mraa.geometry import random_scale
 from mraa.models import MRAAModels
-from mraa.training.common import find_latest_checkpoint
+from mraa.training.checkpoints import find_latest_checkpoint
 from mraa.training.loop import RunOptions, Task, TrainResult, fit
 from mraa.training.visualization import avd_image
 
