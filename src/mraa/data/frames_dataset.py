@@ -190,6 +190,51 @@ def _video_identity(name: str) -> str:
     return name.split("#", 1)[0]
 
 
+def _list_split(root: Path, is_train: bool, id_sampling: bool, seed: int) -> tuple[Path, list[Path]]:
+    """The split's folder and its video entries (a root without train/ and test/ is split 80/20 by ``seed``)."""
+    if not root.is_dir():
+        raise MRAAError(f"dataset folder not found: {root}")
+    split = "train" if is_train else "test"
+    if (root / "train").is_dir() or (root / "test").is_dir():
+        folder = root / split
+        if not folder.is_dir():
+            raise MRAAError(f"{root} has no {split}/ folder (a dataset needs train/ and test/)")
+        return folder, [p for p in sorted(folder.iterdir()) if _video_kind(p)]
+    entries = [p for p in sorted(root.iterdir()) if _video_kind(p)]
+    keys = sorted({_video_identity(p.name) if id_sampling else p.name for p in entries})
+    order = np.random.default_rng(seed).permutation(len(keys))
+    num_test = int(round(len(keys) * TEST_FRACTION)) if len(keys) > 1 else 0
+    test_keys = {keys[i] for i in order[:num_test]}
+    chosen = [
+        p for p in entries if ((_video_identity(p.name) if id_sampling else p.name) in test_keys) != is_train
+    ]
+    log.info("%s has no train/ or test/ folder: using %d of its videos for %s", root, len(chosen), split)
+    return root, chosen
+
+
+def _scan(entries: list[Path], split_dir: Path) -> tuple[list[_Video], list[str]]:
+    """The readable videos with at least 2 frames, and ``"name (why)"`` of each video left out."""
+    videos, bad = [], []
+    for path in entries:
+        kind = _video_kind(path)
+        try:
+            num_frames = _count_frames(path, kind)
+        except Exception as exc:  # any decoder or image error means the video cannot be used
+            bad.append(f"{path.name} (unreadable: {_describe(exc)})")
+            continue
+        if num_frames is not None and num_frames < 2:
+            bad.append(f"{path.name} (has {num_frames} frame{'s' if num_frames != 1 else ''}, needs 2)")
+            continue
+        videos.append(_Video(path.name, path, kind, num_frames))
+    for line in bad[:_MAX_LISTED_WARNINGS]:
+        log.warning("%s: skipping video %s", split_dir, line)
+    if len(bad) > _MAX_LISTED_WARNINGS:
+        log.warning("%s: skipping %d more unusable videos", split_dir, len(bad) - _MAX_LISTED_WARNINGS)
+    if not videos:
+        raise MRAAError(f"no readable video with at least 2 frames in {split_dir}")
+    return videos, bad
+
+
 class FramesDataset(Dataset):
     """Videos of one split of a dataset folder (see the module docstring for the layout).
 
@@ -228,8 +273,8 @@ class FramesDataset(Dataset):
         self.is_train = is_train
         self.random_seed = random_seed
         self.pairs_list = pairs_list
-        self.split_dir, entries = self._list_split()
-        self._all_videos = self._scan(entries)
+        self.split_dir, entries = _list_split(self.root_dir, is_train, id_sampling, random_seed)
+        self._all_videos, self.unusable = _scan(entries, self.split_dir)  # unusable: "name (why)" of each
         self.videos = [video.name for video in self._all_videos]  # names of the readable videos
         self._bad: set[int] = set()
         self._ids: list[str] = []
@@ -251,54 +296,6 @@ class FramesDataset(Dataset):
             "train" if is_train else "test",
             f" of {len(self._ids)} identities" if self._ids else "",
         )
-
-    # ------------------------------------------------------------------------------------------ discovery
-    def _list_split(self) -> tuple[Path, list[Path]]:
-        root = self.root_dir
-        if not root.is_dir():
-            raise MRAAError(f"dataset folder not found: {root}")
-        split = "train" if self.is_train else "test"
-        if (root / "train").is_dir() or (root / "test").is_dir():
-            folder = root / split
-            if not folder.is_dir():
-                raise MRAAError(f"{root} has no {split}/ folder (a dataset needs train/ and test/)")
-            return folder, [p for p in sorted(folder.iterdir()) if _video_kind(p)]
-        entries = [p for p in sorted(root.iterdir()) if _video_kind(p)]
-        keys = sorted({_video_identity(p.name) if self.id_sampling else p.name for p in entries})
-        order = np.random.default_rng(self.random_seed).permutation(len(keys))
-        num_test = int(round(len(keys) * TEST_FRACTION)) if len(keys) > 1 else 0
-        test_keys = {keys[i] for i in order[:num_test]}
-        chosen = [
-            p
-            for p in entries
-            if ((_video_identity(p.name) if self.id_sampling else p.name) in test_keys) != self.is_train
-        ]
-        log.info("%s has no train/ or test/ folder: using %d of its videos for %s", root, len(chosen), split)
-        return root, chosen
-
-    def _scan(self, entries: list[Path]) -> list[_Video]:
-        videos, bad = [], []
-        for path in entries:
-            kind = _video_kind(path)
-            try:
-                num_frames = _count_frames(path, kind)
-            except Exception as exc:  # any decoder or image error means the video cannot be used
-                bad.append(f"{path.name} (unreadable: {_describe(exc)})")
-                continue
-            if num_frames is not None and num_frames < 2:
-                bad.append(f"{path.name} (has {num_frames} frame{'s' if num_frames != 1 else ''}, needs 2)")
-                continue
-            videos.append(_Video(path.name, path, kind, num_frames))
-        self.unusable = bad  # "name (why)" of each video left out, for reports (reconstruct's skipped)
-        for line in bad[:_MAX_LISTED_WARNINGS]:
-            log.warning("%s: skipping video %s", self.split_dir, line)
-        if len(bad) > _MAX_LISTED_WARNINGS:
-            log.warning(
-                "%s: skipping %d more unusable videos", self.split_dir, len(bad) - _MAX_LISTED_WARNINGS
-            )
-        if not videos:
-            raise MRAAError(f"no readable video with at least 2 frames in {self.split_dir}")
-        return videos
 
     # ------------------------------------------------------------------------------------------ reading
     def _read(self, video: _Video, indices: list[int] | None) -> list[np.ndarray]:
