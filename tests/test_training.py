@@ -493,6 +493,30 @@ def test_cli_ctrl_c_names_the_checkpoint_and_the_readme_resume_works(tmp_path, c
     assert sorted(p.name[:8] for p in Path("runs/x").glob("*.pth")) == ["00000001", "00000002"]
 
 
+def test_recipes_build_their_own_models_and_data(tmp_path):
+    """``train_reconstruction`` / ``train_avd`` (what the CLI calls) take a config and folders, nothing built."""
+    from mraa.training.loop import RunOptions
+    from mraa.training.recipes import DatasetNotFound, train_reconstruction
+    from mraa.training.recipes import train_avd as avd_recipe
+
+    data, log_dir = tmp_path / "data", tmp_path / "run"
+    _write_videos(data, count=2)
+    cfg = tiny_config("train_params.num_epochs=1", "train_params.num_repeats=1", "train_avd_params.num_epochs=1",
+                      "train_avd_params.batch_size=2")  # fmt: skip
+    quiet = {"device": "cpu", "progress": False, "visualize": False, "tensorboard": False, "seed": 0}
+    with pytest.raises(DatasetNotFound, match="dataset_params.root_dir"):  # the config's root: not there
+        train_reconstruction(apply_overrides(cfg, ["dataset_params.root_dir=missing"]), log_dir)
+    assert not log_dir.exists()
+    result = train_reconstruction(
+        cfg, log_dir, data=data, keep_all_checkpoints=True, options=RunOptions(**quiet)
+    )
+    assert result.checkpoint == log_dir / "00000000-cpk-reconstruction.pth" and result.epochs == 1
+    saved = load_config(log_dir / "config.yaml")
+    assert saved.dataset_params.root_dir == str(data) and saved.train_params.checkpoint_keep_every == 1
+    avd = avd_recipe(cfg, log_dir, data=data, options=RunOptions(checkpoint=result.checkpoint, **quiet))
+    assert has_trained_avd(read_checkpoint(avd.checkpoint))
+
+
 def test_cli_ctrl_c_before_any_checkpoint(tmp_path, capsys, monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
