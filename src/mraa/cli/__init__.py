@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mraa`` console script. Returns the exit code."""
+    from mraa import runtime
+
+    threads = runtime.prepare_process()  # before any command imports torch: OpenMP reads its env once
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -63,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s: %(message)s",
         force=True,
     )
+    logging.getLogger("mraa.runtime").debug("threads: %s", threads.describe())
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

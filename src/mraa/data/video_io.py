@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mraa import runtime
 from mraa.atomic import atomic_path, lock_temp, release_temp
 from mraa.errors import MRAAError
 
@@ -304,6 +305,7 @@ def _decode_frames(path: Path) -> Iterator[np.ndarray]:
             raise MRAAError(f"no video stream in {path}")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.thread_count = runtime.io_threads()  # the compute threads keep the other cores (mraa.runtime)
         rate = stream.average_rate or stream.guessed_rate
         decoded = (
             (_frame_time(frame), reformatter.reformat(frame, format="rgb24").to_ndarray())
@@ -536,7 +538,7 @@ class _Encoder:
         cmd = [
             _ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-vcodec", "rawvideo",
             "-s", f"{w}x{h}", "-pix_fmt", "rgb24", "-r", str(Fraction(fps).limit_denominator()), "-i", "-",
-            "-an", "-vcodec", codec, "-pix_fmt", "yuv420p",
+            "-an", "-vcodec", codec, "-pix_fmt", "yuv420p", "-threads", str(runtime.io_threads()),
         ]  # fmt: skip
         cmd += (
             ["-crf", str(int(level * 51))] if codec == "libx264" else ["-qscale:v", str(int(level * 30) + 1)]
