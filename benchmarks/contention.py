@@ -17,11 +17,12 @@ Settings:
   ``active-2t`` (OMP_WAIT_POLICY=ACTIVE OMP_NUM_THREADS=2).
 
 Models: ``shipped`` (the shipped model, its sample source and a 100-frame clip made from its driving video,
-played forward then backward) and ``vox256`` (configs/vox256.yaml, random weights, 8 frames).
+played forward then backward) and ``vox256`` (configs/vox256.yaml, random weights, 4 frames).
 
     python benchmarks/contention.py --rounds 3                         # idle, 1 and 2 neighbours, the app
     python benchmarks/contention.py --models shipped --neighbours 0,1 --settings before,default
     python benchmarks/contention.py --official /work/scratch/official  # adds the idle side-by-side run
+    python benchmarks/contention.py --train data/synth --rounds 2     # training: 0/1/2 data-loader workers
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ SETTINGS = {  # name: environment (None: remove the variable)
     "passive-2t": {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "2"},
     "active-2t": {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "2"},
 }
-VOX_FRAMES = 8
+VOX_FRAMES = 4
 
 
 def loadavg() -> list[float]:
@@ -121,15 +122,15 @@ def make_app_run(animator, args):
 
 # ----------------------------------------------------------------------------- parent
 def make_clips(work: Path) -> dict[str, str]:
-    """The 100-frame clip (shipped driving video forward then backward) and the 8-frame vox256 clip."""
+    """The 100-frame clip (shipped driving video forward then backward) and the short vox256 clip."""
     sys.path.insert(0, str(ROOT / "src"))
     from mraa.data.video_io import read_video, write_video
 
     frames = list(read_video(ASSETS / "driving.mp4"))
     clip = (frames + frames[::-1])[:100]
     write_video(work / "clip100.mp4", clip, fps=25)
-    write_video(work / "clip8.mp4", clip[:VOX_FRAMES], fps=25)
-    return {"shipped": str(work / "clip100.mp4"), "vox256": str(work / "clip8.mp4")}
+    write_video(work / "clip-vox.mp4", clip[:VOX_FRAMES], fps=25)
+    return {"shipped": str(work / "clip100.mp4"), "vox256": str(work / "clip-vox.mp4")}
 
 
 def child_env(setting: str) -> dict[str, str]:
@@ -234,6 +235,45 @@ def official(args) -> list[dict]:
     return rows
 
 
+def train_workers(args, work: Path) -> dict:
+    """Wall time of ``mraa train`` (synth64 config, one short epoch) with 0, 1 and 2 data-loader workers,
+    idle and beside one busy neighbour; the default environment (what mraa.runtime chooses)."""
+    runs: dict = {}
+    for round_index in range(args.rounds):
+        for neighbours in (0, 1):
+            busy = start_neighbours(neighbours)
+            try:
+                for workers in (0, 1, 2):
+                    log_dir = work / f"train-{round_index}-{neighbours}-{workers}"
+                    cmd = [
+                        sys.executable,
+                        "-m",
+                        "mraa",
+                        "train",
+                        "--config",
+                        str(ROOT / "configs" / "synth64.yaml"),
+                    ]
+                    cmd += ["--data", args.train, "--log-dir", str(log_dir), "--no-progress", "--seed", "0"]
+                    cmd += ["--workers", str(workers), "--set", "train_params.num_epochs=1"]
+                    cmd += ["--set", f"train_params.num_repeats={args.train_repeats}"]
+                    before = loadavg()
+                    start = time.perf_counter()
+                    result = subprocess.run(cmd, env=child_env("default"), capture_output=True, text=True)
+                    seconds = time.perf_counter() - start
+                    run = {"seconds": seconds, "load_before": before, "load_after": loadavg()}
+                    if result.returncode != 0:
+                        run = {
+                            "error": (result.stderr.strip().splitlines() or ["?"])[-1],
+                            "load_before": before,
+                        }
+                    runs.setdefault(f"{neighbours}-neighbours", {}).setdefault(
+                        f"{workers}-workers", []
+                    ).append(run)
+            finally:
+                stop_neighbours(busy)
+    return {name: {k: summarise(v) for k, v in by.items()} for name, by in runs.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -246,6 +286,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per child (the fastest is kept)")
     parser.add_argument("--official", help="the official code's scratch folder: adds the idle side-by-side")
     parser.add_argument("--official-frames", type=int, default=8)
+    parser.add_argument(
+        "--train", help="a dataset folder (mraa synth): time training with 0/1/2 workers only"
+    )
+    parser.add_argument("--train-repeats", type=int, default=1, help="train_params.num_repeats of that run")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--setting", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -261,6 +305,11 @@ def main() -> None:
     report: dict = {"cpus": os.cpu_count(), "load_start": loadavg(), "rounds": args.rounds}
     with tempfile.TemporaryDirectory(prefix="mraa-contention-") as folder:
         work = Path(folder)
+        if args.train:
+            report["train"] = train_workers(args, work)
+            report["load_end"] = loadavg()
+            print(json.dumps(report, indent=1))
+            return
         clips = make_clips(work)
         report["results"] = contention(args, work, clips)
     report["ratios"] = ratios(report["results"])
