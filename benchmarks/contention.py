@@ -4,7 +4,7 @@ mraa's thread settings (mraa.runtime) against the previous default and hand-tune
 
 Every measurement runs in a fresh subprocess, because OpenMP reads its environment once, when torch loads.
 The child times ``mraa.pipeline.animate_file`` (decode -> animate -> encode, as ``mraa animate`` does) after
-one warm-up run; model loading and interpreter start are not timed. Busy neighbours are
+a 2-frame warm-up run; model loading and interpreter start are not timed. Busy neighbours are
 ``python -c "while 1: pass"`` processes started and killed here. Rounds are interleaved (every setting once
 per round) and the median over rounds is reported, with the load average before and after each run, since
 the machine may be shared.
@@ -45,7 +45,7 @@ SETTINGS = {  # name: environment (None: remove the variable)
     "before": {},
     "default": {},
     "passive-1t": {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"},
-    "passive-2t": {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "2"},
+    "passive-2t": {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "2"},  # = default on 2 CPUs
     "active-2t": {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "2"},
 }
 VOX_FRAMES = 4
@@ -68,8 +68,11 @@ def child(args) -> None:
 
     animator = load_animator(args.model, Path(args.work))
     run_once = make_app_run(animator, args) if args.app else None
+    warm_up = Path(args.work) / f"warm-up-{os.getpid()}.mp4"
+    animate_file(animator, str(ASSETS / "source.png"), args.warm_up, warm_up, progress=False)
+    warm_up.unlink()
     times = []
-    for i in range(args.repeats + 1):
+    for i in range(args.repeats):
         output = Path(args.work) / f"out-{os.getpid()}-{i}.mp4"
         start = time.perf_counter()
         if run_once:
@@ -78,9 +81,7 @@ def child(args) -> None:
             animate_file(animator, str(ASSETS / "source.png"), args.driving, output, progress=False)
         times.append(time.perf_counter() - start)
         output.unlink(missing_ok=True)
-    print(
-        json.dumps({"seconds": min(times[1:]), "threads": torch.get_num_threads(), "plan": plan.describe()})
-    )
+    print(json.dumps({"seconds": min(times), "threads": torch.get_num_threads(), "plan": plan.describe()}))
 
 
 def load_animator(model: str, work: Path):
@@ -130,6 +131,7 @@ def make_clips(work: Path) -> dict[str, str]:
     clip = (frames + frames[::-1])[:100]
     write_video(work / "clip100.mp4", clip, fps=25)
     write_video(work / "clip-vox.mp4", clip[:VOX_FRAMES], fps=25)
+    write_video(work / "warm-up.mp4", clip[:2], fps=25)
     return {"shipped": str(work / "clip100.mp4"), "vox256": str(work / "clip-vox.mp4")}
 
 
@@ -140,11 +142,17 @@ def child_env(setting: str) -> dict[str, str]:
     return env
 
 
-def run_child(setting: str, model: str, driving: str, work: Path, app: int, repeats: int) -> dict:
+def run_child(
+    setting: str, model: str, driving: str, work: Path, app: int, repeats: int, timeout: float
+) -> dict:
     cmd = [sys.executable, __file__, "--child", "--setting", setting, "--model", model, "--driving", driving]
     cmd += ["--work", str(work), "--app", str(app), "--repeats", str(repeats)]
+    cmd += ["--warm-up", str(work / "warm-up.mp4")]
     before = loadavg()
-    result = subprocess.run(cmd, env=child_env(setting), capture_output=True, text=True, check=False)
+    try:
+        result = subprocess.run(cmd, env=child_env(setting), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"over {timeout:g} s", "load_before": before, "load_after": loadavg()}
     if result.returncode != 0:
         return {"error": (result.stderr.strip().splitlines() or ["?"])[-1], "load_before": before}
     out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -187,7 +195,7 @@ def contention(args, work: Path, clips: dict[str, str]) -> dict:
                     time.sleep(0.5 if neighbours else 0)
                     for setting in args.settings:
                         key = (model, name, setting)
-                        run = run_child(setting, model, clips[model], work, app, args.repeats)
+                        run = run_child(setting, model, clips[model], work, app, args.repeats, args.timeout)
                         runs.setdefault(key, []).append(run)
                 finally:
                     stop_neighbours(busy)
@@ -279,11 +287,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--models", default="shipped,vox256", type=lambda s: s.split(","))
-    parser.add_argument("--settings", default=",".join(SETTINGS), type=lambda s: s.split(","))
+    parser.add_argument(
+        "--settings", default="before,default,passive-1t,active-2t", type=lambda s: s.split(",")
+    )
     parser.add_argument("--neighbours", default="0,1,2", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--app", type=int, default=2, help="concurrent app requests (0: skip)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per child (the fastest is kept)")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds per child before it is stopped")
     parser.add_argument("--official", help="the official code's scratch folder: adds the idle side-by-side")
     parser.add_argument("--official-frames", type=int, default=8)
     parser.add_argument(
@@ -295,6 +306,7 @@ def main() -> None:
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--driving", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--warm-up", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
