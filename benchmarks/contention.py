@@ -197,6 +197,7 @@ def contention(args, work: Path, clips: dict[str, str]) -> dict:
                         key = (model, name, setting)
                         run = run_child(setting, model, clips[model], work, app, args.repeats, args.timeout)
                         runs.setdefault(key, []).append(run)
+                        print(json.dumps({"run": key, **run}), file=sys.stderr, flush=True)  # progress
                 finally:
                     stop_neighbours(busy)
     results: dict = {}
@@ -245,10 +246,10 @@ def official(args) -> list[dict]:
 
 def train_workers(args, work: Path) -> dict:
     """Wall time of ``mraa train`` (synth64 config, one short epoch) with 0, 1 and 2 data-loader workers,
-    idle and beside one busy neighbour; the default environment (what mraa.runtime chooses)."""
+    idle and beside ``--neighbours`` busy processes; the default environment (what mraa.runtime chooses)."""
     runs: dict = {}
     for round_index in range(args.rounds):
-        for neighbours in (0, 1):
+        for neighbours in args.neighbours:
             busy = start_neighbours(neighbours)
             try:
                 for workers in (0, 1, 2):
