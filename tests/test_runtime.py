@@ -140,7 +140,12 @@ def _mraa_threads_line(env_extra: dict[str, str]) -> str:
     env = {k: v for k, v in os.environ.items() if k not in runtime.THREAD_VARIABLES + runtime.WAIT_VARIABLES}
     env.update(env_extra, PYTHONPATH=str(ROOT / "src"))
     result = subprocess.run(
-        [sys.executable, "-m", "mraa", "-v"], env=env, capture_output=True, text=True, timeout=180, check=False
+        [sys.executable, "-m", "mraa", "-v"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if "threads:" in line]
