@@ -221,8 +221,9 @@ def ratios(results: dict) -> dict:
                 for setting in ("default", "before"):
                     base = (idle.get(setting) or {}).get("median_s")
                     value = (settings.get(setting) or {}).get("median_s")
-                    if base and value:
-                        entry[f"{setting}_{name}_over_idle"] = value / base
+                    requests = int(name.split("-")[1]) if name.startswith("app-") else 1
+                    if base and value:  # per request in the app case
+                        entry[f"{setting}_{name}_over_idle"] = value / requests / base
         out[model] = entry
     return out
 
