@@ -1,10 +1,11 @@
-"""Threads and the OpenMP wait policy of a process that computes (docs/benchmarks.md, "Threads").
+"""Threads and the OpenMP wait policy of a process that computes (README "Threads and busy machines").
 
 torch's CPU kernels run on an OpenMP pool (libgomp), which reads ``OMP_WAIT_POLICY`` and
 ``OMP_NUM_THREADS`` once, when the library is loaded by ``import torch``. By default its idle threads spin
 for a while after each parallel region; on a machine where anything else runs (a busy neighbour, our own
-reader/writer threads, ffmpeg) the spinning threads take the cores that the others need, and an animation
-took 3.5x its idle time beside one busy process (20x beside a test suite). So, before torch is loaded:
+reader/writer threads, ffmpeg) the spinning threads take the cores that the others need: an animation took 3.5x its idle time beside one
+busy process, and 8x the passive policy's time on a loaded machine (docs/benchmarks.md, "A busy machine").
+So, before torch is loaded:
 
 - ``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep) unless the user set ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``;
 - compute threads = the CPUs this process may use: the affinity mask (``taskset``, ``docker --cpuset-cpus``)
