@@ -10,6 +10,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from mraa import runtime as _runtime
+
+# idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE) unless the user chose, or torch is already loaded
+_runtime.prepare_environment()
+
 __version__ = "0.1.0"
 
 _LAZY = {

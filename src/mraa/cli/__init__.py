@@ -69,6 +69,9 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argpa
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mraa`` console script. Returns the exit code."""
+    from mraa import runtime
+
+    threads = runtime.prepare_process()  # before any command imports torch: OpenMP reads its env once
     parser = build_parser()
     args = parse_args(parser, argv)
     logging.basicConfig(
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s: %(message)s",
         force=True,
     )
+    logging.getLogger("mraa.runtime").debug("threads: %s", threads.describe())
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mraa import runtime
 from mraa.atomic import lock_temp, release_temp, temp_file
 from mraa.data.image_io import (
     IMAGE_SUFFIXES,
@@ -249,6 +250,7 @@ def _decode_frames(path: Path) -> Iterator[np.ndarray]:
             raise MRAAError(f"no video stream in {path}")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.thread_count = runtime.io_threads()  # the compute threads keep the other cores (mraa.runtime)
         rate = stream.average_rate or stream.guessed_rate
         orientation: Orientation | None = None
 
@@ -494,7 +496,7 @@ class _Encoder:
         cmd = [
             _ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-vcodec", "rawvideo",
             "-s", f"{w}x{h}", "-pix_fmt", "rgb24", "-r", str(Fraction(fps).limit_denominator()), "-i", "-",
-            "-an", "-vcodec", codec, "-pix_fmt", "yuv420p",
+            "-an", "-vcodec", codec, "-pix_fmt", "yuv420p", "-threads", str(runtime.io_threads()),
         ]  # fmt: skip
         cmd += (
             ["-crf", str(int(level * 51))] if codec == "libx264" else ["-qscale:v", str(int(level * 30) + 1)]
