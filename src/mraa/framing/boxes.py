@@ -11,7 +11,7 @@ from mraa.errors import MRAAError
 
 __all__ = [
     "CROP_CHOICES", "FACE_RULE", "FITS", "FRAMINGS", "FULL_MARGIN", "HEADROOM", "MIN_SIDE", "SIDE_ROOM",
-    "UPPER_RULE", "Box", "FramingRule", "animator_framing", "center_box", "check_framing", "contains",
+    "UPPER_RULE", "Box", "FramingRule", "Subject", "animator_framing", "center_box", "check_framing", "contains",
     "fit_box", "framing_from_crop", "full_body_box", "head_from_face", "head_from_person", "head_rule_box",
     "outside_fraction", "person_from_head", "person_from_hog", "place_box", "square",
 ]  # fmt: skip
@@ -122,6 +122,17 @@ def full_body_box(person: Box) -> Box:
         person.y1 + FULL_MARGIN * person.height,
     )
     return square(grown)
+
+
+@dataclass
+class Subject:
+    """What was found: the subject's box, its head, the framing's square (before fitting into the image)
+    and by which detector."""
+
+    box: Box  # the detected face or person, in image pixels
+    crop: Box  # the framing's square, before fitting into the image
+    detector: str  # face, hog, foreground, face+proportions, pose
+    head: Box | None = None  # the whole head with hair (estimated), kept whole by the crop
 
 
 FITS = ("inside", "shifted", "lower part given up", "padded")

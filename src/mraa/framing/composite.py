@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from mraa.boxes import Box, crop_resize, even_size, paste_back
 from mraa.errors import MRAAError
 from mraa.image import FEATHER, resize
 from mraa.image import edge_feather as feather_mask
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = [
     "FEATHER", "Box", "Compositor", "crop_resize", "even_size", "feather_mask", "heatmap_masks",
@@ -82,9 +87,10 @@ class Compositor:
         return frame
 
 
-def heatmap_masks(animator, source_heatmap, predictions) -> np.ndarray:
-    """Subject masks (B, h, w) for paste-back narrowed to the subject: the region heatmaps of the source
-    and of each animated frame (so both where the subject was and where it moved to are replaced)."""
-    heat = animator.region_params(predictions)["heatmap"].float().cpu().numpy()  # (B, K, h, w)
+def heatmap_masks(source_heatmap: Tensor, heatmaps: Tensor) -> np.ndarray:
+    """Subject masks (B, h, w) for paste-back narrowed to the subject, from the region heatmaps of the
+    source (1, K, h, w) and of each animated frame (B, K, h, w): both where the subject was and where it
+    moved to are replaced."""
+    heat = heatmaps.float().cpu().numpy()
     source = region_mask(source_heatmap.float().cpu().numpy()[0])  # (h, w), the same for every frame
     return np.stack([np.maximum(source, region_mask(h)) for h in heat])
