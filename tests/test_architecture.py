@@ -211,3 +211,50 @@ def test_ground_floor_imports_only_the_ground_floor():
     graph = import_graph()
     leaks = {m: sorted(graph[m] - ground) for m in ground if graph[m] - ground}
     assert leaks == {}, f"ground-floor modules importing higher layers: {leaks}"
+
+
+def _in(module: str, *prefixes: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+# (who, what they must not import, why) -- docs/architecture.md, "What may import what"
+LAYER_RULES = [
+    (lambda m: not _in(m, "mraa.cli", "mraa.__main__"), ("mraa.cli",), "only the CLI imports the CLI"),
+    (lambda m: not _in(m, "mraa.cli", "mraa.app"), ("mraa.app",), "only the app and the CLI import the app"),
+    (
+        lambda m: _in(m, "mraa.framing"),
+        ("mraa.animate", "mraa.pipeline", "mraa.inference", "mraa.models", "mraa.checkpoint", "mraa.modules",
+         "mraa.training", "mraa.export"),
+        "framing is pure parts: it never imports a model or an animator",
+    ),
+    (
+        lambda m: _in(m, "mraa.data"),
+        ("mraa.animate", "mraa.pipeline", "mraa.inference", "mraa.framing", "mraa.training", "mraa.evaluation",
+         "mraa.export"),
+        "data reads and writes frames; it runs no model and knows no framing",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("rule", range(len(LAYER_RULES)), ids=[r[2] for r in LAYER_RULES])
+def test_layer_rules(rule):
+    applies, forbidden, why = LAYER_RULES[rule]
+    graph = import_graph()
+    broken = sorted(
+        f"{m} -> {e}" for m, edges in graph.items() if applies(m) for e in edges if _in(e, *forbidden)
+    )
+    assert broken == [], f"{why}: {broken}"
+
+
+def test_networks_import_only_networks_and_the_ground_floor():
+    allowed = ("mraa.modules", "mraa.geometry", "mraa.config", "mraa.errors", "mraa.image", "mraa.boxes",
+               "mraa.atomic")  # fmt: skip
+    graph = import_graph()
+    broken = sorted(
+        f"{m} -> {e}"
+        for m, edges in graph.items()
+        if _in(m, "mraa.modules", "mraa.geometry", "mraa.config")
+        for e in edges
+        if not _in(e, *allowed)
+    )
+    assert broken == [], broken

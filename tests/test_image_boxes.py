@@ -34,6 +34,7 @@ from mraa.image import (
     to_tensor,
     to_uint8,
     uint8_to_float,
+    upscale,
 )
 
 
@@ -128,3 +129,12 @@ def test_crop_pads_by_reflection_and_paste_back_keeps_the_outside():
     assert (image == _picture(40, 40)).all()  # the source itself is untouched
     with pytest.raises(MRAAError, match="does not overlap"):
         paste_back(image, white, Box(50, 50, 60, 60))
+
+
+def test_upscale_nearest_keeps_blocks_and_bilinear_keeps_size():
+    image = _picture(4, 6)
+    big = upscale(image, 3)
+    assert big.shape == (12, 18, 3)
+    np.testing.assert_array_equal(big[::3, ::3], image)
+    assert upscale(image, 1) is image
+    assert upscale(np.stack([image, image]), 2, "bilinear").shape == (2, 8, 12, 3)

@@ -88,6 +88,18 @@ def resize(image: np.ndarray, size: tuple[int, int], resample: str = "bilinear")
     return np.asarray(Image.fromarray(image).resize((w, h), filters[resample]))
 
 
+def upscale(images: np.ndarray, factor: int, mode: str = "nearest") -> np.ndarray:
+    """uint8 (H, W, 3) or (B, H, W, 3) enlarged ``factor`` times: ``nearest`` (the model's pixels stay
+    visible as blocks) or ``bilinear`` (smoother, for result videos)."""
+    if factor == 1:
+        return images
+    if mode == "nearest":
+        return images.repeat(factor, axis=-3).repeat(factor, axis=-2)
+    batch = to_tensor(images if images.ndim == 4 else images[None])
+    out = to_uint8(F.interpolate(batch, scale_factor=factor, mode=mode, align_corners=False))
+    return out if images.ndim == 4 else out[0]
+
+
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A float mask (h, w) in [0, 1] (clipped) resized bilinearly to ``size`` (H, W), as float32 in 8-bit
     steps (truncated to 8 bits before resizing)."""

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mraa.errors import MRAAError
-from mraa.image import to_tensor as uint8_to_tensor  # conversions live in mraa.image; old names kept
 from mraa.image import to_uint8 as tensor_to_uint8
+from mraa.image import upscale as upscale
 
 
 def region_colors(num_regions: int) -> np.ndarray:
@@ -28,18 +28,6 @@ READABLE_HEIGHT = 256  # visualisations and part-swap videos are written at leas
 def readable_factor(height: int, min_height: int = READABLE_HEIGHT) -> int:
     """The smallest integer factor that makes ``height`` pixels at least ``min_height`` (1 when it is)."""
     return max(1, -(-min_height // max(height, 1)))
-
-
-def upscale(images: np.ndarray, factor: int, mode: str = "nearest") -> np.ndarray:
-    """uint8 (H, W, 3) or (B, H, W, 3) enlarged ``factor`` times: ``nearest`` (the model's pixels stay
-    visible as blocks) or ``bilinear`` (smoother, for result videos)."""
-    if factor == 1:
-        return images
-    if mode == "nearest":
-        return images.repeat(factor, axis=-3).repeat(factor, axis=-2)
-    batch = uint8_to_tensor(images if images.ndim == 4 else images[None])
-    out = tensor_to_uint8(F.interpolate(batch, scale_factor=factor, mode=mode, align_corners=False))
-    return out if images.ndim == 4 else out[0]
 
 
 def readable(images: np.ndarray, mode: str = "bilinear") -> np.ndarray:
