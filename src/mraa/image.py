@@ -28,8 +28,9 @@ def to_tensor(images: np.ndarray) -> Tensor:
 
 
 def to_batch(frame: np.ndarray) -> Tensor:
-    """uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."""
-    return to_tensor(np.asarray(frame)[None])
+    """uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1] (channels-last in memory, as the model input path
+    has always given it)."""
+    return torch.from_numpy(np.array(frame)).permute(2, 0, 1).float().div_(255.0).unsqueeze(0)
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
