@@ -32,13 +32,13 @@ PACKAGE = SRC / "mraa"
 MAX_FILE_LINES = 600
 MAX_CLASS_LINES = 250
 
-# The only module of src/mraa that constructs a ``VideoWriter`` for results (animations, swaps,
-# segmentations, visualisations).
+# The only module of src/mraa that drives a video writer (``VideoWriter`` or ``write_video``) for results
+# (animations, swaps, segmentations, visualisations).
 RESULT_WRITER = "mraa.inference.pipeline"
 
-# Modules that construct a ``VideoWriter`` for something that is not a result of a front-end, and why.
+# Modules that drive a video writer for something that is not a result of a front-end, and why.
 DATASET_WRITERS = {
-    "mraa.data.video_io": "defines VideoWriter and write_video (the writer itself)",
+    "mraa.data.video_io": "defines VideoWriter and write_video (the writer itself; write_video uses VideoWriter)",
     "mraa.data.synthetic": "renders the synthetic training dataset (mraa synth), not a result",
     "mraa.data.prepare": "writes prepared training clips (mraa prepare), not a result",
     "mraa.evaluation.reconstruction": "writes reconstruction videos of a test set for evaluation (mraa reconstruct)",
@@ -171,7 +171,11 @@ def test_no_class_over_the_line_limit():
     assert long == {}, f"classes over {MAX_CLASS_LINES} lines: {long}"
 
 
-def _constructs_video_writer(path: Path) -> bool:
+VIDEO_WRITERS = ("VideoWriter", "write_video")  # the writer class and the one-call helper built on it
+
+
+def _drives_video_writer(path: Path) -> bool:
+    """Whether the file calls ``VideoWriter(...)`` or ``write_video(...)`` (by name or as an attribute)."""
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Call):
             func = node.func
@@ -182,10 +186,8 @@ def _constructs_video_writer(path: Path) -> bool:
                 if isinstance(func, ast.Attribute)
                 else ""
             )
-            if name == "VideoWriter":
+            if name in VIDEO_WRITERS:
                 return True
-        if isinstance(node, ast.ClassDef) and node.name == "VideoWriter":
-            return True
     return False
 
 
@@ -194,8 +196,8 @@ def _allowed_writer(module: str) -> bool:
 
 
 def test_exactly_one_module_writes_result_videos():
-    writers = sorted(m for m, p in MODULES.items() if _constructs_video_writer(p) and not _allowed_writer(m))
-    assert writers == [RESULT_WRITER], f"modules constructing a VideoWriter for results: {writers}"
+    writers = sorted(m for m, p in MODULES.items() if _drives_video_writer(p) and not _allowed_writer(m))
+    assert writers == [RESULT_WRITER], f"modules driving a video writer for results: {writers}"
 
 
 @pytest.mark.parametrize("module", sorted(DATASET_WRITERS))
