@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mraa.errors import MRAAError
-from mraa.image import to_uint8 as tensor_to_uint8
+from mraa.image import to_tensor as uint8_to_tensor  # noqa: F401  (conversions live in mraa.image;
+from mraa.image import to_uint8 as tensor_to_uint8  # these old names stay importable from here)
 from mraa.image import upscale as upscale
 
 
