@@ -138,3 +138,19 @@ def test_upscale_nearest_keeps_blocks_and_bilinear_keeps_size():
     np.testing.assert_array_equal(big[::3, ::3], image)
     assert upscale(image, 1) is image
     assert upscale(np.stack([image, image]), 2, "bilinear").shape == (2, 8, 12, 3)
+
+
+def test_old_names_are_the_one_home():
+    """The names callers used before mraa.image / mraa.boxes existed are the same objects, not copies."""
+    import mraa.data.prepare.detectors as detectors
+    import mraa.framing as framing
+    import mraa.image as image
+    import mraa.inputs as inputs
+    import mraa.segmentation as segmentation
+    import mraa.visualize as visualize
+
+    assert visualize.uint8_to_tensor is image.to_tensor and visualize.tensor_to_uint8 is image.to_uint8
+    assert inputs.uint8_to_batch is image.to_batch
+    assert segmentation.feather_mask is image.blur_mask and segmentation.check_feather is image.check_feather
+    assert framing.feather_mask is image.edge_feather and framing.paste_back is paste_back
+    assert detectors.Box is Box and detectors.box_iou is box_iou
