@@ -57,7 +57,8 @@ def main() -> None:
         )
         frames = tensor_to_uint8(predictions)
         masks = heatmap_masks(
-            animator, animator.region_params(uint8_to_batch(source))["heatmap"], predictions
+            animator.region_params(uint8_to_batch(source))["heatmap"],
+            animator.region_params(predictions)["heatmap"],
         )
         edge, x0, x1 = int(box.y1), int(box.x0), int(box.x1)
         row = {"photo": name, "crop": crop, "source_box": [int(v) for v in box]}

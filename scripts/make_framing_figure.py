@@ -63,7 +63,7 @@ def main() -> None:
     source_heatmap = animator.region_params(uint8_to_batch(crop_resize(photo, plan.source.box, size)))[
         "heatmap"
     ]
-    masks = heatmap_masks(animator, source_heatmap, predictions)
+    masks = heatmap_masks(source_heatmap, animator.region_params(predictions)["heatmap"])
     pasted = Compositor(photo, plan.source.box)(animated[args.frame], masks[args.frame])
     boxed = panel(photo)
     scale = 256 / photo.shape[0]

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from mraa.errors import MRAAError
+from mraa.image import to_batch as uint8_to_batch  # conversions live in mraa.image; old name kept
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,6 @@ def image_to_uint8(image: np.ndarray | str | os.PathLike | Any, name: str = "ima
     if min(array.shape[:2]) < 1:
         raise MRAAError(f"{name}: empty image of shape {tuple(array.shape)}")
     return to_rgb_uint8(array, name=name)
-
-
-def uint8_to_batch(frame: np.ndarray) -> Tensor:
-    """uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.array(frame)).permute(2, 0, 1).float().div_(255.0).unsqueeze(0)
 
 
 class Fitter:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from mraa.errors import MRAAError
-from mraa.framing import default_mode_for, prepare_framing
+from mraa.framing import animate_framed, default_mode_for, prepare_framing
 from mraa.inputs import DrivingInput, ImageInput, count_frames, driving_tensors, gif_frames
 
 if TYPE_CHECKING:
@@ -301,8 +301,11 @@ def animate_file(
     state = source if isinstance(source, SourceState) else animator.encode_source(source, crop=crop)
     frames_in = framed.driving_frames() if framed is not None else driving
     frames = prefetch(driving_tensors(frames_in, tuple(state.image.shape[2:]), crop))
-    run = framed.batches if framed is not None else animator.animate_iter
-    batches = run(state, frames, mode, background, progress, total, smooth)
+    if framed is not None:
+        batches = animate_framed(animator, framed, state, frames, mode=mode, background=background,
+                                 progress=progress, total=total, smooth=smooth)  # fmt: skip
+    else:
+        batches = animator.animate_iter(state, frames, mode, background, progress, total, smooth)
     audio_from = Path(driving) if audio and has_audio else None
     with contextlib.closing(frames), contextlib.closing(batches):  # stops the reader thread on errors
         count = write_batches(batches, output, rate, audio_from, viz_path, state)

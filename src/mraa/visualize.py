@@ -12,6 +12,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mraa.errors import MRAAError
+from mraa.image import to_tensor as uint8_to_tensor  # noqa: F401  (conversions live in mraa.image;
+from mraa.image import to_uint8 as tensor_to_uint8  # these old names stay importable from here)
+from mraa.image import upscale as upscale
 
 
 def region_colors(num_regions: int) -> np.ndarray:
@@ -20,35 +23,12 @@ def region_colors(num_regions: int) -> np.ndarray:
     return np.array([colorsys.hsv_to_rgb(h, 0.9, 1.0) for h in hues], dtype=np.float32)[:num_regions]
 
 
-def tensor_to_uint8(images: Tensor) -> np.ndarray:
-    """(B, 3, H, W) or (3, H, W) floats in [0, 1] -> uint8 (B, H, W, 3) or (H, W, 3)."""
-    array = images.detach().float().clamp(0, 1).mul(255).add(0.5).to(torch.uint8).cpu().numpy()
-    return np.moveaxis(array, -3, -1)
-
-
-def uint8_to_tensor(images: np.ndarray) -> Tensor:
-    """uint8 (H, W, 3) or (B, H, W, 3) -> float (3, H, W) or (B, 3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(images, -1, -3))).float().div_(255.0)
-
-
 READABLE_HEIGHT = 256  # visualisations and part-swap videos are written at least this tall
 
 
 def readable_factor(height: int, min_height: int = READABLE_HEIGHT) -> int:
     """The smallest integer factor that makes ``height`` pixels at least ``min_height`` (1 when it is)."""
     return max(1, -(-min_height // max(height, 1)))
-
-
-def upscale(images: np.ndarray, factor: int, mode: str = "nearest") -> np.ndarray:
-    """uint8 (H, W, 3) or (B, H, W, 3) enlarged ``factor`` times: ``nearest`` (the model's pixels stay
-    visible as blocks) or ``bilinear`` (smoother, for result videos)."""
-    if factor == 1:
-        return images
-    if mode == "nearest":
-        return images.repeat(factor, axis=-3).repeat(factor, axis=-2)
-    batch = uint8_to_tensor(images if images.ndim == 4 else images[None])
-    out = tensor_to_uint8(F.interpolate(batch, scale_factor=factor, mode=mode, align_corners=False))
-    return out if images.ndim == 4 else out[0]
 
 
 def readable(images: np.ndarray, mode: str = "bilinear") -> np.ndarray:

@@ -169,12 +169,14 @@ def register_identity_extractor(name: str, factory: Factory) -> None:
 
 
 def _builtin_factories() -> None:
-    from mraa.evaluation import body, dlib_face
+    # the submodules by name, not through the package (whose __init__ imports this module)
+    from mraa.evaluation.body import BodyKeypoints
+    from mraa.evaluation.dlib_face import DlibFaceIdentity, DlibFaceKeypoints
 
     for name in ("dlib-face", "face"):  # "face": the short name `mraa evaluate --keypoints face` uses
-        _KEYPOINT_FACTORIES.setdefault(name, dlib_face.DlibFaceKeypoints)
-        _IDENTITY_FACTORIES.setdefault(name, dlib_face.DlibFaceIdentity)
-    _KEYPOINT_FACTORIES.setdefault("body", body.BodyKeypoints)
+        _KEYPOINT_FACTORIES.setdefault(name, DlibFaceKeypoints)
+        _IDENTITY_FACTORIES.setdefault(name, DlibFaceIdentity)
+    _KEYPOINT_FACTORIES.setdefault("body", BodyKeypoints)
 
 
 def available_extractors(kind: str) -> list[str]:

@@ -38,6 +38,7 @@ from mraa.evaluation.scores import (
     extractor_name,
     score_batch,
 )
+from mraa.image import to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +264,6 @@ def evaluate_video(
     output: _Output | None = None,
 ) -> VideoResult:
     """Reconstruct one video (T, 3, H, W) and measure it; frames go to ``output`` when given."""
-    from mraa.visualize import tensor_to_uint8
-
     l1: list[Tensor] = []
     baseline: list[Tensor] = []
     totals = MetricTotals()
@@ -274,7 +273,7 @@ def evaluate_video(
         baseline.append((source - driving).abs().mean(dim=(1, 2, 3)).double().cpu())
         if keypoint_extractor is None and identity_extractor is None and output is None:
             continue
-        driving_uint8, prediction_uint8 = tensor_to_uint8(driving), tensor_to_uint8(prediction)
+        driving_uint8, prediction_uint8 = to_uint8(driving), to_uint8(prediction)
         if output is not None:
             output.add(driving_uint8, prediction_uint8)
         score_batch(totals, driving_uint8, prediction_uint8, keypoint_extractor, identity_extractor)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mraa.errors import MRAAError
+from mraa.image import uint8_to_float
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,9 @@ class SyntheticTruth:
         reference = self.reference_keypoints()
         out = np.full((len(generated), self.centers.shape[1], 2), np.nan)
         radius = search_radius(self.frames.shape[1])
-        for b, frame in enumerate(generated.astype(np.float32) / 255.0):
+        for b, frame in enumerate(uint8_to_float(generated)):
             t = start + b
-            truth = self.frames[t].astype(np.float32) / 255.0
+            truth = uint8_to_float(self.frames[t])
             for k in np.flatnonzero(np.isfinite(reference[t, :, 0])):
                 shift = match_part(truth, frame, self.labels[t] == k + 1, radius)
                 if shift is not None:

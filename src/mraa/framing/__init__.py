@@ -23,7 +23,11 @@ zero are the source's, exactly.
 Modules: :mod:`~mraa.framing.boxes` (rules, box geometry), :mod:`~mraa.framing.detect` (detectors),
 :mod:`~mraa.framing.body` (pose landmarks), :mod:`~mraa.framing.track` (driving tracks),
 :mod:`~mraa.framing.composite` (crops, paste-back), :mod:`~mraa.framing.plan` (crop plans),
-:mod:`~mraa.framing.run` (a framed animation run).
+:mod:`~mraa.framing.run` (a framed animation run: pure parts, no model called),
+:mod:`~mraa.framing.reference` (the best reference frame, and :func:`animate_framed`: the one place
+where framing meets an animator, through the typed :class:`Animates` protocol with keyword arguments).
+Box geometry (:class:`~mraa.boxes.Box`, fit, crop, paste, feather) lives in :mod:`mraa.boxes`; the
+OpenCV detectors shared with dataset preparation in :mod:`mraa.detection`.
 """
 
 from mraa.framing.boxes import (
@@ -73,18 +77,23 @@ from mraa.framing.plan import (
     plan_for_files,
     source_head,
 )
+from mraa.framing.reference import (
+    Animates,
+    animate_framed,
+    best_frame,
+    best_frame_batches,
+    normalized_shifts,
+)
 from mraa.framing.run import (
     PASTE_MODES,
     SYNTHETIC_MODEL_NOTE,
     FramedRun,
+    FramingModel,
     FramingOptions,
-    best_frame,
-    best_frame_batches,
     crop_option,
     default_mode_for,
     is_shipped_sample,
     needs_framing,
-    normalized_shifts,
     prepare_framing,
     source_size,
 )
@@ -100,8 +109,8 @@ from mraa.framing.track import (
 __all__ = [
     "CROP_CHOICES", "CUT_THRESHOLD", "FEATHER", "DETECT_SIZE", "FACE_RULE", "FITS", "FRAMINGS", "PASTE_MODES",
     "SYNTHETIC_MODEL_NOTE", "UPPER_RULE", "Compositor", "CropPlan", "DrivingFraming", "DrivingTrack",
-    "FramedRun", "FramingOptions", "FramingRule", "SourceFraming", "Subject", "animator_framing",
-    "best_frame", "best_frame_batches", "center_box", "check_framing", "crop_option", "crop_resize", "default_mode_for", "is_shipped_sample",
+    "Animates", "FramedRun", "FramingModel", "FramingOptions", "FramingRule", "SourceFraming", "Subject", "animator_framing",
+    "animate_framed", "best_frame", "best_frame_batches", "center_box", "check_framing", "crop_option", "crop_resize", "default_mode_for", "is_shipped_sample",
     "detect_faces", "detect_foreground", "detect_people", "draw_crop_preview", "even_size", "feather_mask",
     "find_subject", "fit_box", "frame_driving", "frame_driving_file", "frame_driving_frames", "frame_source",
     "framed_frames", "framing_from_crop", "head_from_face", "heatmap_masks", "needs_framing",

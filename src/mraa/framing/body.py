@@ -8,8 +8,8 @@ import logging
 
 import numpy as np
 
-from mraa.data.prepare.detectors import Box
-from mraa.framing.boxes import UPPER_RULE, full_body_box, head_rule_box
+from mraa.boxes import Box
+from mraa.framing.boxes import UPPER_RULE, Subject, full_body_box, head_rule_box
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +65,9 @@ def _inside(point: np.ndarray, box: Box) -> bool:
     return box.x0 <= point[0] <= box.x1 and box.y0 <= point[1] <= box.y1
 
 
-def body_subject(image: np.ndarray, framing: str, face_head: Box | None):
-    """A :class:`~mraa.framing.detect.Subject` from body landmarks for ``upper_body`` / ``full_body``, or
+def body_subject(image: np.ndarray, framing: str, face_head: Box | None) -> Subject | None:
+    """A :class:`~mraa.framing.boxes.Subject` from body landmarks for ``upper_body`` / ``full_body``, or
     None (no pose extra, no person, or not enough of the body visible for the framing)."""
-    from mraa.framing.detect import Subject
-
     if framing not in ("upper_body", "full_body"):
         return None
     found = _landmarks(image)

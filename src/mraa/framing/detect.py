@@ -1,19 +1,22 @@
-"""Offline subject detectors (OpenCV Haar faces, HOG people, a plain-background silhouette) and the
-subject (head, person, framing square) they give for a framing."""
+"""Offline subject detectors (OpenCV Haar faces and HOG people from :mod:`mraa.detection`, shared with
+dataset preparation; a plain-background silhouette) and the subject (head, person, framing square) they
+give for a framing."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 
-from mraa.data.prepare.detectors import Box, box_iou
+from mraa.boxes import Box, box_iou, union
+from mraa.detection import HaarUpperBodyDetector, HogPeopleDetector
 from mraa.errors import MRAAError
+from mraa.framing.body import body_subject
 from mraa.framing.boxes import (
     FACE_RULE,
     HEADS_PER_PERSON,
     UPPER_RULE,
+    Subject,
     check_framing,
     full_body_box,
     head_from_face,
@@ -22,6 +25,7 @@ from mraa.framing.boxes import (
     person_from_head,
     person_from_hog,
 )
+from mraa.image import resize
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +33,11 @@ DETECT_SIZE = 480  # images are shrunk to at most this many pixels on their long
 
 
 def _shrink(image: np.ndarray, limit: int = DETECT_SIZE) -> tuple[np.ndarray, float]:
-    from PIL import Image
-
     h, w = image.shape[:2]
     scale = min(1.0, limit / max(h, w))
     if scale == 1.0:
         return image, 1.0
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)), scale
+    return resize(image, (max(1, round(h * scale)), max(1, round(w * scale)))), scale
 
 
 def _scaled(box: Box, scale: float) -> Box:
@@ -71,8 +72,6 @@ def _detector(name: str):
     """Cached OpenCV detectors (building the cascade takes ~30 ms)."""
     if name not in _DETECTORS:
         _cv2()
-        from mraa.data.prepare.detectors import HaarUpperBodyDetector, HogPeopleDetector
-
         factory = {"face": lambda: HaarUpperBodyDetector(max_height=DETECT_SIZE), "hog": HogPeopleDetector}
         _DETECTORS[name] = factory[name]()
     return _DETECTORS[name]
@@ -160,21 +159,6 @@ def _foreground(image: np.ndarray) -> tuple[Box, Box] | None:
     return _scaled(Box(float(x0), float(y0), float(x1), float(y1)), scale), _scaled(head, scale)
 
 
-@dataclass
-class Subject:
-    """What was found: the subject's box, its head, the framing's square (before fitting into the image)
-    and by which detector."""
-
-    box: Box  # the detected face or person, in image pixels
-    crop: Box  # the framing's square, before fitting into the image
-    detector: str  # face, hog, foreground, face+proportions, pose
-    head: Box | None = None  # the whole head with hair (estimated), kept whole by the crop
-
-
-def _union(a: Box, b: Box) -> Box:
-    return Box(min(a.x0, b.x0), min(a.y0, b.y0), max(a.x1, b.x1), max(a.y1, b.y1))
-
-
 def _overlaps(head: Box, person: Box) -> bool:
     """Whether a face's head lies in the top half of a person box (the same person)."""
     cx, cy = head.center
@@ -187,8 +171,6 @@ def find_subject(image: np.ndarray, framing: str) -> Subject | None:
     check_framing(framing)
     if framing == "none":
         return None
-    from mraa.framing.body import body_subject
-
     small, scale = _shrink(image)
     faces = [_scaled(b, scale) for b in detect_faces(small)]
     head = head_from_face(faces[0]) if faces else None
@@ -211,7 +193,7 @@ def find_subject(image: np.ndarray, framing: str) -> Subject | None:
         people = detect_people(small)
         person, how = (person_from_hog(_scaled(people[0], scale)), "hog") if people else (None, "")
     if person is not None and head is not None and _overlaps(head, person):
-        person = _union(person, head)
+        person = union(person, head)
     elif person is not None:
         head = found[1] if how == "foreground" else head_from_person(person)
     elif head is not None:

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mraa.data.prepare.detectors import Box
+from mraa.boxes import Box
 from mraa.errors import MRAAError
 from mraa.framing.boxes import FRAMINGS, center_box, outside_fraction, place_box
 from mraa.framing.composite import crop_resize
 from mraa.framing.detect import _has_cv2, find_subject
 from mraa.framing.track import DrivingFraming, frame_driving, track_driving
+from mraa.image import check_image_size, fit_frame
 
 
 @dataclass
@@ -159,8 +160,6 @@ def plan_crops(
     """Source and driving crop boxes for ``crop`` (a framing, ``center`` or ``none``); one box per shot."""
     if crop not in (*FRAMINGS, "center"):
         raise MRAAError(f"unknown crop {crop!r}; choose from {', '.join((*FRAMINGS, 'center'))}")
-    from mraa.data.video_io import check_image_size
-
     check_image_size(source, "the source image")  # the rule animate applies: no 1x1 source
     source_framing = frame_source(source, crop, aspect)
     boxes, size, store = frame_driving_frames(driving, crop, aspect, fps)
@@ -218,8 +217,6 @@ def framed_frames(
 ) -> Iterator[np.ndarray]:
     """Driving frames cut to their shot's box and resized to ``size`` (H, W); without boxes, ``center``
     takes the centred crop and anything else resizes the whole frame."""
-    from mraa.data.video_io import fit_frame
-
     for index, frame in enumerate(frames):
         if boxes is None:
             yield fit_frame(frame, size, crop == "center")

@@ -1,12 +1,15 @@
-"""A framed animation run: options, the source and driving crops, output frames, and the best reference
-frame."""
+"""A framed animation run: options, the source and driving crops and the output frames (pure parts: no
+model is called here; :mod:`mraa.framing.reference` drives an animator through a run)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -15,31 +18,16 @@ from mraa.framing.boxes import CROP_CHOICES, animator_framing, center_box, frami
 from mraa.framing.composite import Compositor, crop_resize, heatmap_masks, parse_output_size
 from mraa.framing.detect import _has_cv2
 from mraa.framing.plan import draw_crop_preview, frame_source, framed_frames, plan_for_files
+from mraa.image import to_tensor, to_uint8
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 log = logging.getLogger(__name__)
 
-
-def normalized_shifts(shift: np.ndarray) -> np.ndarray:
-    """Region centres (..., K, 2) centred on their mean and scaled by sqrt(area of their convex hull),
-    the normalisation FOMM's --find_best_frame applies to face landmarks."""
-    import torch
-
-    from mraa.geometry import convex_hull_area
-
-    centred = shift - shift.mean(axis=-2, keepdims=True)
-    flat = centred.reshape(-1, *shift.shape[-2:])
-    areas = np.array([convex_hull_area(torch.from_numpy(np.asarray(s, np.float64))) for s in flat])
-    scale = np.sqrt(np.clip(areas, 1e-12, None)).reshape(*shift.shape[:-2], 1, 1)
-    return centred / scale
-
-
-def best_frame(source_shift: np.ndarray, driving_shifts: np.ndarray) -> int:
-    """Index of the driving frame whose normalised region centres (T, K, 2) are closest to the source's
-    (K, 2) in squared distance: the relative-mode reference that needs the least motion transfer."""
-    source = normalized_shifts(np.asarray(source_shift, np.float64))
-    driving = normalized_shifts(np.asarray(driving_shifts, np.float64))
-    distances = ((driving - source[None]) ** 2).sum(axis=(1, 2))
-    return int(np.argmin(distances))
+T = TypeVar("T")
+# the sample image shipped with the default model (mraa/assets/default, as mraa.animate.DEFAULT_MODEL_DIR)
+SHIPPED_SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "default" / "source.png"
 
 
 SYNTHETIC_MODEL_NOTE = (
@@ -77,25 +65,48 @@ class FramingOptions:
         return self.crop != "none" or bool(self.paste_back) or self.output_size is not None or self.best_frame
 
 
+class FramingModel(Protocol):
+    """What framing reads from a model (an :class:`~mraa.animate.Animator` fits): facts, never calls
+    that animate. ``config`` may be None (no framing)."""
+
+    config: Any
+    shipped_model: bool
+
+    @property
+    def image_size(self) -> tuple[int, int]: ...
+
+    def default_mode(self) -> str: ...
+
+
 class FramedRun:
     """Source and driving framed for one animation, and the output frames made from the animated crops.
 
+    Pure parts: boxes, a crop plan and a compositor; it never calls a model. The animation itself, and the
+    region heatmaps ``regions`` paste-back needs, come from the caller
+    (:func:`~mraa.framing.reference.animate_framed` does both for an animator).
+
     Args:
-        animator: the model (its size and framing, and its region predictor for ``regions`` paste-back).
         source: the full-resolution source image (H, W, 3) uint8.
         driving: the driving video path.
         options: see :class:`FramingOptions`.
+        size: (H, W) the model works at.
+        framing: the framing the model was trained with (:data:`~mraa.framing.boxes.FRAMINGS`).
         max_frames: only plan for the first frames (None: all).
     """
 
     def __init__(
-        self, animator, source: np.ndarray, driving, options: FramingOptions, max_frames=None
+        self,
+        source: np.ndarray,
+        driving: str | os.PathLike,
+        options: FramingOptions,
+        *,
+        size: tuple[int, int],
+        framing: str = "none",
+        max_frames: int | None = None,
     ) -> None:
-        model_framing = animator_framing(animator)
-        self.animator = animator
         self.options = options
-        self.size = animator.image_size
-        self.crop = framing_from_crop(options.crop, model_framing, (source.shape[1], source.shape[0]))
+        self.size = (int(size[0]), int(size[1]))
+        self.crop = framing_from_crop(options.crop, framing, (source.shape[1], source.shape[0]))
         self.plan = plan_for_files(source, driving, self.crop, self.size[1] / self.size[0], max_frames)
         self.driving = driving
         self.source = source
@@ -107,15 +118,33 @@ class FramedRun:
         self.compositor = (
             Compositor(source, self.plan.source.box, paste, options.output_size) if needs else None
         )
-        self._source_heatmap = None
         for message in self.plan.messages:
             log.warning("%s", message)
         log.info("crop %s: source box %s, driving shots %s", self.crop, tuple(self.plan.source.box),
                  len(self.plan.driving.shots))  # fmt: skip
 
+    @classmethod
+    def for_model(
+        cls,
+        model: FramingModel,
+        source: np.ndarray,
+        driving: str | os.PathLike,
+        options: FramingOptions,
+        *,
+        max_frames: int | None = None,
+    ) -> FramedRun:
+        """A run at ``model``'s size and training framing."""
+        return cls(source, driving, options, size=model.image_size, framing=animator_framing(model),
+                   max_frames=max_frames)  # fmt: skip
+
     @property
     def messages(self) -> list[str]:
         return self.plan.messages
+
+    @property
+    def needs_heatmaps(self) -> bool:
+        """Whether :meth:`output_frames` needs region heatmaps (``regions`` paste-back)."""
+        return self.compositor is not None and self.options.paste_back == "regions"
 
     def write_preview(self, path: str | os.PathLike | None) -> None:
         """Draw the boxes on the source and a few driving frames into ``path`` (nothing when None)."""
@@ -130,49 +159,33 @@ class FramedRun:
 
         return framed_frames(iter_video(self.driving), self.plan.driving, self.size)
 
-    def output_frames(self, predictions) -> np.ndarray:
-        """Animated crops (B, 3, h, w) in [0, 1] -> output frames (B, H, W, 3) uint8."""
-        from mraa.inputs import uint8_to_batch
-        from mraa.visualize import tensor_to_uint8
+    def output_frames(
+        self, predictions: Tensor, *, heatmaps: Tensor | None = None, source_heatmap: Tensor | None = None
+    ) -> np.ndarray:
+        """Animated crops (B, 3, h, w) in [0, 1] -> output frames (B, H, W, 3) uint8.
 
-        images = tensor_to_uint8(predictions.float().cpu())
+        ``regions`` paste-back (:attr:`needs_heatmaps`) needs the region heatmaps (B, K, h', w') of the
+        animated crops and (1, K, h', w') of :attr:`source_crop`.
+        """
+        images = to_uint8(predictions.float().cpu())
         if self.compositor is None:
             return images
-        masks = [None] * len(images)
-        if self.options.paste_back == "regions":
-            if self._source_heatmap is None:
-                self._source_heatmap = self.animator.region_params(uint8_to_batch(self.source_crop))[
-                    "heatmap"
-                ]
-            masks = heatmap_masks(self.animator, self._source_heatmap, predictions)
+        masks: Sequence[np.ndarray | None] = [None] * len(images)
+        if self.needs_heatmaps:
+            if heatmaps is None or source_heatmap is None:
+                raise MRAAError(
+                    "regions paste-back needs the region heatmaps of the animated and source crops"
+                )
+            masks = heatmap_masks(source_heatmap, heatmaps)
         return np.stack([self.compositor(image, mask) for image, mask in zip(images, masks)])
 
-    def batches(self, state, frames, mode, background=None, progress=False, total=None, smooth=None):
-        """Animate the framed driving ``frames`` (batches at the model's size) and yield output batches."""
-        import torch
-
-        if self.options.best_frame:
-            if mode != "relative":
-                log.warning("--best-frame changes only mode relative (the reference frame), not %s", mode)
-            driving = torch.cat([batch.reshape(-1, *batch.shape[-3:]) for batch in frames])
-            animated = best_frame_batches(self.animator, state, driving, mode, background, smooth, progress)
-        else:
-            animated = self.animator.animate_iter(state, frames, mode, background, progress, total, smooth)
-        return self.wrap(animated)
-
-    def wrap(self, batches):
-        """Animated batches with ``prediction`` replaced by the output frames (float, any size)."""
-        import dataclasses
-
-        from mraa.visualize import uint8_to_tensor
-
-        for batch in batches:
-            if self.compositor is None:
-                yield batch
-            else:
-                yield dataclasses.replace(
-                    batch, prediction=uint8_to_tensor(self.output_frames(batch.prediction))
-                )
+    def outputs(self, batch: T, *, heatmaps: Tensor | None = None, source_heatmap: Tensor | None = None) -> T:
+        """An animated batch (a dataclass with ``prediction``) with ``prediction`` replaced by the output
+        frames (float (B, 3, H, W), any size); the batch itself when nothing is composited."""
+        if self.compositor is None:
+            return batch
+        frames = self.output_frames(batch.prediction, heatmaps=heatmaps, source_heatmap=source_heatmap)
+        return dataclasses.replace(batch, prediction=to_tensor(frames))
 
 
 def crop_option(crop: bool | str | None) -> str:
@@ -211,16 +224,12 @@ def source_size(source) -> tuple[int, int] | None:
 
 def is_shipped_sample(source) -> bool:
     """Whether ``source`` is the sample image shipped with the default model (a path to it)."""
-    from pathlib import Path
-
-    from mraa.animate import DEFAULT_MODEL_DIR
-
     if not isinstance(source, (str, os.PathLike)):
         return False
-    return Path(source).resolve() == (DEFAULT_MODEL_DIR / "source.png").resolve()
+    return Path(source).resolve() == SHIPPED_SAMPLE
 
 
-def default_mode_for(animator, source=None) -> str:
+def default_mode_for(animator: FramingModel, source: Any = None) -> str:
     """The mode to use when none is given: the model's (:meth:`~mraa.animate.Animator.default_mode`),
     except that the shipped synthetic-figure model animates a photo in ``relative`` mode: on real photos
     its AVD network punches dark holes from the first frame, while relative mode degrades gradually
@@ -235,7 +244,7 @@ def default_mode_for(animator, source=None) -> str:
     return "relative"
 
 
-def _center_cuts_head(animator, source) -> bool:
+def _center_cuts_head(animator: FramingModel, source: Any) -> bool:
     """Whether the plain centred crop of a source path/array would cut its head (a face is found and the
     head-keeping centre crop differs), so the run needs :class:`FramedRun` for ``center``."""
     if not _has_cv2() or not isinstance(source, (str, os.PathLike, np.ndarray)):
@@ -248,7 +257,7 @@ def _center_cuts_head(animator, source) -> bool:
 
 
 def needs_framing(
-    animator, crop: bool | str = "none", paste_back: str | bool | None = None,
+    animator: FramingModel, crop: bool | str = "none", paste_back: str | bool | None = None,
     output_size: str | tuple[int, int] | None = None, best_frame: bool = False, preview: bool = False,
     source=None,
 ) -> tuple[FramingOptions | None, bool]:  # fmt: skip
@@ -274,7 +283,7 @@ def needs_framing(
 
 
 def prepare_framing(
-    animator, source, driving, crop: bool | str = "none", paste_back: str | bool | None = None,
+    animator: FramingModel, source: Any, driving: Any, crop: bool | str = "none", paste_back: str | bool | None = None,
     output_size: str | tuple[int, int] | None = None, best_frame: bool = False, preview=None,
 ) -> tuple[FramedRun | None, bool]:  # fmt: skip
     """A :class:`FramedRun` for ``source`` and ``driving`` when :func:`needs_framing`, else (None, centre?).
@@ -294,50 +303,6 @@ def prepare_framing(
         source = read_image(source)
     if not (isinstance(source, np.ndarray) and source.ndim == 3 and source.dtype == np.uint8):
         raise MRAAError("framing needs the source image itself: a path or a uint8 (H, W, 3) array")
-    framed = FramedRun(animator, source, driving, options)
+    framed = FramedRun.for_model(animator, source, driving, options)
     framed.write_preview(preview)
     return framed, False
-
-
-def _cat_flip(parts: list, skip_first: bool = True):
-    """Concatenate tensors (or dicts of tensors) of several batches along frames and reverse them."""
-    import torch
-
-    if isinstance(parts[0], dict):
-        return {k: _cat_flip([p[k] for p in parts], skip_first) for k in parts[0]}
-    if parts[0] is None:
-        return None
-    joined = torch.cat(parts).flip(0)
-    return joined[:-1] if skip_first else joined  # the reference frame (first animated) comes last
-
-
-def best_frame_batches(animator, state, driving, mode, background=None, smooth=None, progress=False):
-    """Animated batches for ``driving`` (T, C, H, W) in frame order, with the best driving frame as the
-    relative-mode reference (:func:`best_frame`): frames after it animated forwards from it, frames before
-    it backwards from it. Background schedules count frames from the reference."""
-    import dataclasses
-
-    import torch
-
-    step = animator.batch_size
-    shifts = torch.cat([animator.region_params(driving[i : i + step])["shift"].float().cpu()
-                        for i in range(0, len(driving), step)])  # fmt: skip
-    best = best_frame(state.region_params["shift"][0].float().cpu().numpy(), shifts.numpy())
-    log.info("best reference frame: driving frame %d", best)
-    if best > 0:
-        backward = list(
-            animator.animate_iter(state, driving[: best + 1].flip(0), mode, background, smooth=smooth)
-        )
-        first = backward[0]
-        yield dataclasses.replace(
-            first,
-            prediction=_cat_flip([b.prediction for b in backward]),
-            driving_region_params=_cat_flip([b.driving_region_params for b in backward]),
-            region_params=_cat_flip([b.region_params for b in backward]),
-            frame_indices=torch.arange(best),
-            driving=_cat_flip([b.driving for b in backward]) if first.driving is not None else None,
-        )
-    for batch in animator.animate_iter(
-        state, driving[best:], mode, background, progress, len(driving) - best, smooth
-    ):
-        yield dataclasses.replace(batch, frame_indices=batch.frame_indices + best)
