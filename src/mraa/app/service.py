@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mraa.animate import MODES, Animator, background_schedule
 from mraa.app.parts import PartsMixin, PartsView, ProgressCallback
+from mraa.app.results import AnimationResult
 from mraa.app.uploads import CROP_OPTIONS, DrivingClip, Limits, UploadReader
 from mraa.app.workdir import APP_FOLDER, new_run_dir, open_work_dir, remove_work_dir
 from mraa.data.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
@@ -69,17 +70,6 @@ def find_samples(folder: str | os.PathLike | None) -> Samples:
         return (named or candidates or [None])[0]
 
     return Samples(pick(images, "source"), pick(videos, "driving"))
-
-
-@dataclass
-class AnimationResult:
-    """A finished animation: the video file and the lines the page shows about it."""
-
-    video: Path
-    num_frames: int
-    fps: float
-    mode: str
-    notes: list[str] = field(default_factory=list)
 
 
 class AnimationService(UploadReader, PartsMixin):
@@ -195,9 +185,8 @@ class AnimationService(UploadReader, PartsMixin):
         source (the video then has the source's size, or ``output_size`` "WxH"). The output keeps the
         driving video's frame rate and audio. Inputs are checked first, so a bad upload fails early.
         """
-        from mraa.data.video_io import VideoWriter
         from mraa.framing import Compositor, parse_output_size
-        from mraa.visualize import tensor_to_uint8, uint8_to_tensor
+        from mraa.inference.pipeline import AnimateOptions, DecodedDriving, animate_file
 
         mode, background = self.check_options(mode, background)
         size = self._check_output_size(parse_output_size(output_size))
@@ -211,20 +200,16 @@ class AnimationService(UploadReader, PartsMixin):
         if self.shipped_model and not self._is_sample(source_path):
             notes.append(SHIPPED_MODEL_NOTE)
         compose = Compositor(image, box, paste=paste_back, output_size=size) if paste_back or size else None
-        total = len(clip.frames)
         output = self._new_result_dir() / f"mraa_{Path(str(source_path)).stem[:40]}_{mode}.mp4"
-        driving = (uint8_to_tensor(f) for f in clip.frames)
         audio_from = Path(driving_path) if clip.has_audio else None
-        with self._lock, VideoWriter(output, clip.fps, audio_from=audio_from) as writer:
-            if progress is not None:
-                progress(0, total)
-            for batch in self.animator.animate_iter(source, driving, mode, background):
-                frames = tensor_to_uint8(batch.prediction)
-                writer.write_many(frames if compose is None else (compose(f) for f in frames))
-                if progress is not None:
-                    progress(writer.num_frames, total)
-        log.info("animated %d frames (%s) -> %s", total, mode, output)
-        return AnimationResult(output, total, clip.fps, mode, notes)
+        driving = DecodedDriving(clip.frames, clip.fps, audio_from)
+        options = AnimateOptions(
+            mode=mode, background=background, progress=progress or False, composite=compose
+        )
+        with self._lock:  # the same file pipeline as `mraa animate`
+            result = animate_file(self.animator, source, driving, output, options)
+        log.info("animated %d frames (%s) -> %s", result.frames, mode, output)
+        return AnimationResult(output, result.frames, clip.fps, mode, notes)
 
     def _check_output_size(self, size: tuple[int, int] | None) -> tuple[int, int] | None:
         """A requested (W, H) within :attr:`Limits.max_output_side`, else :class:`MRAAError`."""
