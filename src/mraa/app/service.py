@@ -156,14 +156,14 @@ class AnimationService(UploadReader, PartsMixin):
     def _framed_inputs(self, source_path, driving_path, crop):
         """(full source image, source box, source tensor, driving clip, notes) for a crop option."""
         from mraa.framing import crop_resize, frame_source
-        from mraa.visualize import uint8_to_tensor
+        from mraa.image import to_batch
 
         image = self.read_source_image(source_path)
         self.check_driving(driving_path)
         plan = self.plan(image, driving_path, crop)
         h, w = self.image_size
         source_framing = plan.source if plan is not None else frame_source(image, self.framing(crop), w / h)
-        source = uint8_to_tensor(crop_resize(image, source_framing.box, self.image_size)).unsqueeze(0)
+        source = to_batch(crop_resize(image, source_framing.box, self.image_size))
         clip = self.load_driving(driving_path, crop, plan.driving if plan is not None else None)
         notes = list(plan.messages if plan is not None else source_framing.messages)
         return image, source_framing.box, source, clip, notes
@@ -224,9 +224,8 @@ class AnimationService(UploadReader, PartsMixin):
     def _fit_source(self, image: np.ndarray, box, notes: list[str]) -> tuple[np.ndarray, object]:
         """The source (and its crop box) to paste into: scaled down to the app's output limit when larger,
         so compositing a huge photo never holds the model for minutes."""
-        from PIL import Image
-
-        from mraa.data.prepare.detectors import Box
+        from mraa.boxes import Box
+        from mraa.image import resize
 
         cap = self.limits.max_output_side
         height, width = image.shape[:2]
@@ -234,7 +233,7 @@ class AnimationService(UploadReader, PartsMixin):
             return image, box
         scale = cap / max(height, width)
         size = (max(2, round(width * scale)), max(2, round(height * scale)))
-        image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+        image = resize(image, size[::-1])
         notes.append(
             f"the {width}x{height} source was scaled down to {size[0]}x{size[1]} for paste-back (the app writes "
             f"at most {cap} pixels on the longer side; `mraa animate --paste-back` has no limit)"

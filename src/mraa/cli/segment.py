@@ -141,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
 
 def segment_image(args, animator, path: Path, out: Path, scale: int) -> np.ndarray:
     from mraa.data.video_io import write_image
-    from mraa.inference.pipeline import display_labels, display_overlay, label_image, mask_image
+    from mraa.image import mask_to_uint8
+    from mraa.inference.pipeline import display_labels, display_overlay, label_image
     from mraa.segmentation import segment
 
     image, image_uint8 = load_source(path, animator.image_size, args.crop)
@@ -159,7 +160,7 @@ def segment_image(args, animator, path: Path, out: Path, scale: int) -> np.ndarr
         if args.soft_masks:
             with FolderWriter(out / "masks") as masks:
                 for k in range(num_parts):
-                    masks.write(f"part_{k + 1:02d}.png", mask_image(seg.soft_masks[0, k]))
+                    masks.write(f"part_{k + 1:02d}.png", mask_to_uint8(seg.soft_masks[0, k]))
             written.append("masks/")
     except BaseException:
         for name in written:

@@ -212,10 +212,9 @@ def swap(args: argparse.Namespace, animator, output: Path, parts: list[int], lab
 
 def pick(args: argparse.Namespace, animator, path: Path) -> int:
     """Write the source's and the first driving frame's segmentations with part indices; print a table."""
-    from PIL import Image
-
     from mraa.data.video_io import write_image
     from mraa.errors import MRAAError
+    from mraa.image import resize
     from mraa.segmentation import add_caption, overlay_segmentation, segment
     from mraa.visualize import make_grid, part_color_names
 
@@ -234,9 +233,7 @@ def pick(args: argparse.Namespace, animator, path: Path) -> int:
         counts = np.bincount(seg.labels.flatten().cpu().numpy(), minlength=num_parts + 1)
         shares.append(counts / counts.sum() * 100)
         big = seg.resize((size[0] * scale, size[1] * scale)).labels[0].cpu()
-        shown = np.asarray(
-            Image.fromarray(image_uint8).resize((size[1] * scale, size[0] * scale), Image.BICUBIC)
-        )
+        shown = resize(image_uint8, (size[0] * scale, size[1] * scale), "bicubic")
         panels.append(overlay_segmentation(shown, big, num_parts))
     panels = [add_caption(panel, text) for panel, text in zip(panels, ("source", "driving frame 0"))]
     write_image(path, make_grid([panels]))

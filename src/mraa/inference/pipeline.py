@@ -145,10 +145,11 @@ def _is_encoded(source: object) -> bool:
 def source_panel(state: Any) -> np.ndarray:
     """The source with its region heatmaps and ellipses (uint8 H, W, 3), for the visualisation; at least
     :data:`~mraa.visualize.READABLE_HEIGHT` tall."""
-    from mraa.visualize import heatmap_overlay, readable_factor, tensor_to_uint8, upscale
+    from mraa.image import to_uint8
+    from mraa.visualize import heatmap_overlay, readable_factor, upscale
 
     params = state.region_params
-    image = tensor_to_uint8(state.image.float().cpu())[0]
+    image = to_uint8(state.image.float().cpu())[0]
     factor = readable_factor(image.shape[0])
     heat = heatmap_overlay(upscale(image, factor), params["heatmap"][0].float().cpu())
     return readable_regions(heat, params["shift"][0].float().cpu(), params["affine"][0].float().cpu(), factor)
@@ -181,15 +182,16 @@ def _to_cpu(batch: Any, keep_driving: bool) -> _CpuBatch:
 
 def _write_batch(writer: Any, viz_writer: Any, panel: Any, composite: Any, batch: _CpuBatch) -> None:
     """Encode one animated batch (on the writer thread)."""
-    from mraa.visualize import make_grid, readable_factor, tensor_to_uint8, upscale
+    from mraa.image import to_uint8
+    from mraa.visualize import make_grid, readable_factor, upscale
 
-    images = tensor_to_uint8(batch.prediction)
+    images = to_uint8(batch.prediction)
     if composite is not None:
         images = np.stack([composite(image) for image in images])
     writer.write_many(images)
     if viz_writer is None:
         return
-    driving = tensor_to_uint8(batch.driving)
+    driving = to_uint8(batch.driving)
     factor = readable_factor(driving.shape[1])  # the panels are enlarged to a readable size
     driving, shown = upscale(driving, factor), upscale(images, readable_factor(images.shape[1]))
     # numpy once per batch: draw_regions reads each region's floats, which is twice as slow from tensors
@@ -335,8 +337,9 @@ def swap_video(
 ) -> int:
     """Part swap of the driving ``frames`` (tensors at the model's size) with the ``source`` tensor
     (1, 3, H, W), written to ``output`` at least 256 px tall (bilinear); the number of frames written."""
+    from mraa.image import to_uint8
     from mraa.segmentation import swap_parts_iter
-    from mraa.visualize import readable, tensor_to_uint8
+    from mraa.visualize import readable
 
     output = Path(output)
     check_not_inputs({"output": output}, [audio_from] if audio_from is not None else [])
@@ -345,7 +348,7 @@ def swap_video(
         animator, source, frames, list(options.parts), mode=options.mode, feather=options.feather,
         threshold=options.threshold, labels=options.labels, progress=options.progress is True, total=total,
     )  # fmt: skip
-    shown = (readable(tensor_to_uint8(batch.result)) for batch in batches)  # >= 256 px tall
+    shown = (readable(to_uint8(batch.result)) for batch in batches)  # >= 256 px tall
     with contextlib.closing(batches):
         return write_frames(output, fps, shown, audio_from, callback, total)
 
@@ -369,11 +372,6 @@ def label_image(labels: Any, num_parts: int) -> np.ndarray:
     return np.asarray(labels.cpu(), dtype=np.uint8 if num_parts < 256 else np.uint16)
 
 
-def mask_image(mask: Any) -> np.ndarray:
-    """Soft mask (H, W) in [0, 1] as uint8 0-255."""
-    return np.asarray((mask.cpu().clamp(0, 1) * 255 + 0.5).floor(), dtype=np.uint8)
-
-
 def display_labels(seg: Any, scale: int) -> Any:
     """Label maps (B, H*scale, W*scale) for the overlays, re-segmented from the heatmaps at that size."""
     if scale == 1:
@@ -384,14 +382,10 @@ def display_labels(seg: Any, scale: int) -> Any:
 
 def display_overlay(frame: np.ndarray, labels: Any, num_parts: int, alpha: float) -> np.ndarray:
     """Overlay of one frame (upscaled to the size of ``labels`` (H', W') when they are larger)."""
-    from PIL import Image
-
+    from mraa.image import resize
     from mraa.visualize import overlay_segmentation
 
-    h, w = labels.shape
-    if frame.shape[:2] != (h, w):
-        frame = np.asarray(Image.fromarray(frame).resize((w, h), Image.BICUBIC))
-    return overlay_segmentation(frame, labels, num_parts, alpha=alpha)
+    return overlay_segmentation(resize(frame, tuple(labels.shape), "bicubic"), labels, num_parts, alpha=alpha)
 
 
 def segment_video(
@@ -408,6 +402,7 @@ def segment_video(
     ``out``: overlay.mp4, labels/ and (``soft_masks``) masks/, all or nothing. Returns (pixel count per
     label, 0 = background; frames)."""
     from mraa.data.video_io import FolderWriter, VideoWriter
+    from mraa.image import mask_to_uint8
     from mraa.segmentation import iter_segment
 
     counts = None
@@ -432,7 +427,7 @@ def segment_video(
                 labels.write(f"{index:06d}.png", label_image(seg.labels[i], num_parts))
                 if masks is not None:
                     for k in range(num_parts):
-                        masks.write(f"part_{k + 1:02d}/{index:06d}.png", mask_image(seg.soft_masks[i, k]))
+                        masks.write(f"part_{k + 1:02d}/{index:06d}.png", mask_to_uint8(seg.soft_masks[i, k]))
                 index += 1
             if options.progress:
                 bar.update(batch.shape[0])
