@@ -11,9 +11,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mraa.cli._common import add_model_arguments, check_output_path, load_animator
 from mraa.cli.crop import add_framing_arguments, dry_run, print_model_note
+
+if TYPE_CHECKING:
+    from mraa.inference.pipeline import AnimateOptions, AnimateResult
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +270,7 @@ def check_jobs(jobs: list[Job], batch: bool, visualize: str | None, extra: dict 
 
 
 # ----------------------------------------------------------------------------- running
-def _options(args: argparse.Namespace):
+def _options(args: argparse.Namespace) -> AnimateOptions:
     """The validated options shared by every pair (an :class:`mraa.inference.pipeline.AnimateOptions`)."""
     from mraa.animate import background_schedule, resolve_device
     from mraa.data.video_io import check_fps
@@ -294,7 +298,7 @@ def _options(args: argparse.Namespace):
     )  # fmt: skip
 
 
-def _animate_job(animator, job: Job, options, state=None):
+def _animate_job(animator, job: Job, options: AnimateOptions, state=None) -> AnimateResult:
     """One pair through the file pipeline, with the pair's own mode and crop when the CSV gives them."""
     from mraa.inference.pipeline import animate_file
 
@@ -343,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
     return run_batch(animator, jobs, args, options)
 
 
-def _announce(args: argparse.Namespace, animator, jobs: list[Job], options) -> None:
+def _announce(args: argparse.Namespace, animator, jobs: list[Job], options: AnimateOptions) -> None:
     """The model note and the line about mode, background and smoothing."""
     from mraa.framing import default_mode_for
 
@@ -357,7 +361,7 @@ def _announce(args: argparse.Namespace, animator, jobs: list[Job], options) -> N
     print(f"mode: {mode}{'' if args.mode else why}; background: {args.background}{reference}{smooth}")
 
 
-def run_shared(args: argparse.Namespace, jobs: list[Job], options) -> int:
+def run_shared(args: argparse.Namespace, jobs: list[Job], options: AnimateOptions) -> int:
     """The batch under ``torchrun``: process RANK of WORLD_SIZE animates pairs RANK, RANK + WORLD_SIZE, ...
     on its own device (``cuda:LOCAL_RANK`` on CUDA, else the CPU); rank 0 prints the one summary. Every
     process has checked all outputs before the process group starts, so no pair is written twice."""
@@ -404,7 +408,12 @@ class SourceCache:
 
 
 def run_batch(
-    animator, jobs: list[Job], args: argparse.Namespace, options, rank: int = 0, world_size: int = 1
+    animator,
+    jobs: list[Job],
+    args: argparse.Namespace,
+    options: AnimateOptions,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> int:
     """Animate every pair (under torchrun: this process's share); a failing pair is reported in one line
     and the others go on; one summary at the end (on rank 0, counting every process's pairs)."""
