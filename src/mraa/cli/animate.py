@@ -329,9 +329,9 @@ def run(args: argparse.Namespace) -> int:
     jobs, batch = plan_jobs(args)
     check_jobs(jobs, batch, args.visualize, extra_outputs(args))
     if not batch:
-        from mraa.data.video_io import probe_video
+        from mraa.inference.pipeline import probe_driving
 
-        probe_video(jobs[0].driving)  # an unreadable driving video fails before the model loads
+        probe_driving(jobs[0].driving)  # an unreadable driving video fails before the model loads
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: each process takes its share
         return run_shared(args, jobs, options)
     if args.dry_run:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -119,14 +120,34 @@ def check_not_inputs(outputs: dict[str, Path | None], inputs: Iterable[object]) 
     check_outputs(inputs=paths, outputs=outputs, clean_temps=False)
 
 
+def probe_driving(path: str | os.PathLike) -> Any:
+    """:func:`mraa.data.video_io.probe_video` once per version of a file: the CLI's early check (before
+    the model loads) and the pipeline share one probe. Keyed by the resolved path, inode, size and
+    modification time, so a replaced file is probed again; errors are not remembered."""
+    from mraa.data.video_io import probe_video
+
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return probe_video(path)  # its own clear error for a missing or unreadable path
+    return _probe_cached(str(Path(path).resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_cached(path: str, inode: int, size: int, mtime_ns: int) -> Any:
+    from mraa.data.video_io import probe_video
+
+    return probe_video(path)
+
+
 def driving_info(driving: DrivingInput | DecodedDriving, fps: float | None) -> tuple[float, int | None, bool]:
     """(frame rate, frame count or None, has audio) of a driving input; ``fps`` overrides the rate."""
-    from mraa.data.video_io import DEFAULT_FPS, probe_video
+    from mraa.data.video_io import DEFAULT_FPS
 
     if isinstance(driving, DecodedDriving):
         rate, total, audio = driving.fps, len(driving.frames), driving.audio_from is not None
     elif isinstance(driving, (str, os.PathLike)):
-        info = probe_video(driving)  # count_frames would probe it again: only the gif count is missing
+        info = probe_driving(driving)  # count_frames would probe it again: only the gif count is missing
         rate, total, audio = info.fps, info.num_frames or gif_frames(Path(driving)), info.has_audio
     else:
         rate, total, audio = DEFAULT_FPS, count_frames(driving), False
