@@ -46,7 +46,7 @@ def make_inputs(folder: Path, rows: int) -> Path:
 
 
 def time_planning(csv_path: Path) -> tuple[float, int]:
-    import mraa.pipeline  # noqa: F401  (imported by check_jobs: torch's import is not planning)
+    import mraa.inference.pipeline  # noqa: F401  (imported by check_jobs: torch's import is not planning)
     from mraa.cli import build_parser
     from mraa.cli.animate import check_jobs, plan_jobs
 

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from mraa.app.results import AnimationResult
 from mraa.errors import MRAAError
-
-if TYPE_CHECKING:
-    from mraa.app.service import AnimationResult
-
-ProgressCallback = Callable[[int, int], None]  # (frames done, frames in all)
+from mraa.inference.pipeline import ProgressCallback
 
 
 @dataclass
@@ -49,16 +44,15 @@ class PartsMixin:
 
     def parts_view(self, image: np.ndarray, threshold: float = 1e-3) -> PartsView:
         """Segment one uint8 frame (H, W, 3) at the model's size and draw it at :attr:`display_scale`."""
-        from mraa.visualize import uint8_to_tensor
+        from mraa.image import to_batch
 
-        return self._segment_and_draw([image], uint8_to_tensor(image).unsqueeze(0), threshold)[0]
+        return self._segment_and_draw([image], to_batch(image), threshold)[0]
 
     def _segment_and_draw(
         self, images: list[np.ndarray], frames: Tensor, threshold: float
     ) -> list[PartsView]:
         """Segment frames (B, 3, H, W) at the overlay's size and draw them over ``images`` (uint8)."""
-        from PIL import Image
-
+        from mraa.image import resize
         from mraa.segmentation import overlay_segmentation, segment
 
         h, w = self.image_size
@@ -67,7 +61,7 @@ class PartsMixin:
             seg = segment(self.animator, frames, size=size, threshold=threshold)
         views = []
         for image, labels in zip(images, seg.labels.cpu().numpy()):
-            shown = np.asarray(Image.fromarray(image).resize(size[::-1], Image.BICUBIC))
+            shown = resize(image, size, "bicubic")
             counts = np.bincount(labels.ravel(), minlength=seg.num_parts + 1)
             overlay = overlay_segmentation(shown, labels, seg.num_parts)
             views.append(PartsView(overlay, labels, counts / counts.sum() * 100))
@@ -90,8 +84,8 @@ class PartsMixin:
         first_only: bool = False,
     ) -> tuple[PartsView, Path | None]:
         """Parts of the first driving frame and (unless ``first_only``) an overlay video of all frames."""
-        from mraa.data.video_io import VideoWriter
-        from mraa.visualize import uint8_to_tensor
+        from mraa.image import to_tensor
+        from mraa.inference.pipeline import write_frames
 
         threshold = _threshold(threshold)
         if first_only:
@@ -100,17 +94,18 @@ class PartsMixin:
         clip = self.load_driving(path, crop)
         total = len(clip.frames)
         output = self._new_result_dir() / f"parts_{Path(str(path)).stem[:40]}.mp4"
-        first: PartsView | None = None
+        first: list[PartsView] = []
         batch_size = self.animator.batch_size
-        with VideoWriter(output, clip.fps) as writer:
+
+        def overlays():
             for start in range(0, total, batch_size):
                 images = clip.frames[start : start + batch_size]
-                views = self._segment_and_draw(images, uint8_to_tensor(np.stack(images)), threshold)
-                first = first or views[0]
-                writer.write_many(view.overlay for view in views)
-                if progress is not None:
-                    progress(writer.num_frames, total)
-        return first, output
+                views = self._segment_and_draw(images, to_tensor(np.stack(images)), threshold)
+                first[:1] = first[:1] or views[:1]
+                yield [view.overlay for view in views]
+
+        write_frames(output, clip.fps, overlays(), on_progress=progress, total=total)
+        return first[0], output
 
     def swap(
         self,
@@ -124,9 +119,9 @@ class PartsMixin:
         progress: ProgressCallback | None = None,
     ) -> AnimationResult:
         """Part swap: the driving video with ``parts`` (1-based) showing the source's appearance."""
-        from mraa.data.video_io import VideoWriter
-        from mraa.segmentation import feather_mask, parse_parts, swap_parts_iter
-        from mraa.visualize import readable, tensor_to_uint8, uint8_to_tensor
+        from mraa.image import to_tensor
+        from mraa.inference.pipeline import SwapOptions, swap_video
+        from mraa.segmentation import feather_mask, parse_parts
 
         if parts is None or (not isinstance(parts, str) and len(parts) == 0) or str(parts).strip() == "":
             raise MRAAError("no parts chosen: tick part numbers or click on parts in the overlays")
@@ -141,16 +136,9 @@ class PartsMixin:
         if clip.truncated:
             notes.append(f"the driving video was cut to its first {self.limits.max_frames} frames")
         output = self._new_result_dir() / f"swap_{Path(str(source_path)).stem[:40]}.mp4"
-        frames = (uint8_to_tensor(f) for f in clip.frames)
+        frames = (to_tensor(f) for f in clip.frames)
         audio_from = Path(driving_path) if clip.has_audio else None
-        with self._lock, VideoWriter(output, clip.fps, audio_from=audio_from) as writer:
-            batches = swap_parts_iter(
-                self.animator, source, frames, chosen, mode=mode, feather=float(feather), threshold=threshold
-            )
-            for batch in batches:
-                writer.write_many(readable(tensor_to_uint8(batch.result)))  # >= 256 px tall
-                if progress is not None:
-                    progress(writer.num_frames, total)
-        from mraa.app.service import AnimationResult
-
+        options = SwapOptions(tuple(chosen), mode, float(feather), threshold, progress=progress or False)
+        with self._lock:  # the same file pipeline as `mraa swap`
+            swap_video(self.animator, source, frames, output, options, clip.fps, audio_from, total)
         return AnimationResult(output, total, clip.fps, mode, notes)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mraa.animate import MODES, Animator, background_schedule
 from mraa.app.parts import PartsMixin, PartsView, ProgressCallback
+from mraa.app.results import AnimationResult
 from mraa.app.uploads import CROP_OPTIONS, DrivingClip, Limits, UploadReader
 from mraa.app.workdir import APP_FOLDER, new_run_dir, open_work_dir, remove_work_dir
 from mraa.data.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
@@ -69,17 +70,6 @@ def find_samples(folder: str | os.PathLike | None) -> Samples:
         return (named or candidates or [None])[0]
 
     return Samples(pick(images, "source"), pick(videos, "driving"))
-
-
-@dataclass
-class AnimationResult:
-    """A finished animation: the video file and the lines the page shows about it."""
-
-    video: Path
-    num_frames: int
-    fps: float
-    mode: str
-    notes: list[str] = field(default_factory=list)
 
 
 class AnimationService(UploadReader, PartsMixin):
@@ -166,14 +156,14 @@ class AnimationService(UploadReader, PartsMixin):
     def _framed_inputs(self, source_path, driving_path, crop):
         """(full source image, source box, source tensor, driving clip, notes) for a crop option."""
         from mraa.framing import crop_resize, frame_source
-        from mraa.visualize import uint8_to_tensor
+        from mraa.image import to_batch
 
         image = self.read_source_image(source_path)
         self.check_driving(driving_path)
         plan = self.plan(image, driving_path, crop)
         h, w = self.image_size
         source_framing = plan.source if plan is not None else frame_source(image, self.framing(crop), w / h)
-        source = uint8_to_tensor(crop_resize(image, source_framing.box, self.image_size)).unsqueeze(0)
+        source = to_batch(crop_resize(image, source_framing.box, self.image_size))
         clip = self.load_driving(driving_path, crop, plan.driving if plan is not None else None)
         notes = list(plan.messages if plan is not None else source_framing.messages)
         return image, source_framing.box, source, clip, notes
@@ -195,9 +185,8 @@ class AnimationService(UploadReader, PartsMixin):
         source (the video then has the source's size, or ``output_size`` "WxH"). The output keeps the
         driving video's frame rate and audio. Inputs are checked first, so a bad upload fails early.
         """
-        from mraa.data.video_io import VideoWriter
         from mraa.framing import Compositor, parse_output_size
-        from mraa.visualize import tensor_to_uint8, uint8_to_tensor
+        from mraa.inference.pipeline import AnimateOptions, DecodedDriving, animate_file
 
         mode, background = self.check_options(mode, background)
         size = self._check_output_size(parse_output_size(output_size))
@@ -211,20 +200,16 @@ class AnimationService(UploadReader, PartsMixin):
         if self.shipped_model and not self._is_sample(source_path):
             notes.append(SHIPPED_MODEL_NOTE)
         compose = Compositor(image, box, paste=paste_back, output_size=size) if paste_back or size else None
-        total = len(clip.frames)
         output = self._new_result_dir() / f"mraa_{Path(str(source_path)).stem[:40]}_{mode}.mp4"
-        driving = (uint8_to_tensor(f) for f in clip.frames)
         audio_from = Path(driving_path) if clip.has_audio else None
-        with self._lock, VideoWriter(output, clip.fps, audio_from=audio_from) as writer:
-            if progress is not None:
-                progress(0, total)
-            for batch in self.animator.animate_iter(source, driving, mode, background):
-                frames = tensor_to_uint8(batch.prediction)
-                writer.write_many(frames if compose is None else (compose(f) for f in frames))
-                if progress is not None:
-                    progress(writer.num_frames, total)
-        log.info("animated %d frames (%s) -> %s", total, mode, output)
-        return AnimationResult(output, total, clip.fps, mode, notes)
+        driving = DecodedDriving(clip.frames, clip.fps, audio_from)
+        options = AnimateOptions(
+            mode=mode, background=background, progress=progress or False, composite=compose
+        )
+        with self._lock:  # the same file pipeline as `mraa animate`
+            result = animate_file(self.animator, source, driving, output, options)
+        log.info("animated %d frames (%s) -> %s", result.frames, mode, output)
+        return AnimationResult(output, result.frames, clip.fps, mode, notes)
 
     def _check_output_size(self, size: tuple[int, int] | None) -> tuple[int, int] | None:
         """A requested (W, H) within :attr:`Limits.max_output_side`, else :class:`MRAAError`."""
@@ -239,9 +224,8 @@ class AnimationService(UploadReader, PartsMixin):
     def _fit_source(self, image: np.ndarray, box, notes: list[str]) -> tuple[np.ndarray, object]:
         """The source (and its crop box) to paste into: scaled down to the app's output limit when larger,
         so compositing a huge photo never holds the model for minutes."""
-        from PIL import Image
-
-        from mraa.data.prepare.detectors import Box
+        from mraa.boxes import Box
+        from mraa.image import resize
 
         cap = self.limits.max_output_side
         height, width = image.shape[:2]
@@ -249,7 +233,7 @@ class AnimationService(UploadReader, PartsMixin):
             return image, box
         scale = cap / max(height, width)
         size = (max(2, round(width * scale)), max(2, round(height * scale)))
-        image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+        image = resize(image, size[::-1])
         notes.append(
             f"the {width}x{height} source was scaled down to {size[0]}x{size[1]} for paste-back (the app writes "
             f"at most {cap} pixels on the longer side; `mraa animate --paste-back` has no limit)"

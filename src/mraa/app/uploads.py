@@ -126,12 +126,12 @@ class UploadReader:
     ) -> tuple[Tensor, np.ndarray]:
         """The source image at the model's size: a tensor (1, 3, H, W) in [0, 1] and uint8 (H, W, 3)."""
         from mraa.framing import crop_resize, frame_source
-        from mraa.visualize import uint8_to_tensor
+        from mraa.image import to_batch
 
         image = self.read_source_image(path)
         h, w = self.image_size
         frame = crop_resize(image, frame_source(image, self.framing(crop), w / h).box, self.image_size)
-        return uint8_to_tensor(frame).unsqueeze(0), frame
+        return to_batch(frame), frame
 
     def check_driving(self, path: str | os.PathLike | None) -> Path:
         """:meth:`check_upload` for the driving video, which must not be a still image (png strips pass)."""

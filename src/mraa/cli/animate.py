@@ -6,13 +6,18 @@ import argparse
 import csv
 import glob
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mraa.cli._common import add_model_arguments, check_output_path, load_animator
 from mraa.cli.crop import add_framing_arguments, dry_run, print_model_note
+
+if TYPE_CHECKING:
+    from mraa.inference.pipeline import AnimateOptions, AnimateResult
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +251,7 @@ def _not_outputs(drivings: list[Path], sources: list[Path], output: Path) -> lis
 def check_jobs(jobs: list[Job], batch: bool, visualize: str | None, extra: dict | None = None) -> None:
     """Outputs that collide, overwrite an input, or cannot be written fail before the model loads."""
     from mraa.errors import MRAAError
-    from mraa.pipeline import visualization_path
+    from mraa.inference.pipeline import visualization_path
     from mraa.safety import check_outputs
 
     if batch and visualize:
@@ -265,21 +270,12 @@ def check_jobs(jobs: list[Job], batch: bool, visualize: str | None, extra: dict 
 
 
 # ----------------------------------------------------------------------------- running
-@dataclass
-class Options:
-    """The validated options shared by every pair."""
-
-    background: object
-    smooth: object
-    fps: float | None
-    visualize: str | None
-    progress: bool
-
-
-def _options(args: argparse.Namespace) -> Options:
+def _options(args: argparse.Namespace) -> AnimateOptions:
+    """The validated options shared by every pair (an :class:`mraa.inference.pipeline.AnimateOptions`)."""
     from mraa.animate import background_schedule, resolve_device
     from mraa.data.video_io import check_fps
     from mraa.errors import MRAAError
+    from mraa.inference.pipeline import AnimateOptions
     from mraa.smoothing import parse_smoothing
 
     if args.batch_size is not None and args.batch_size < 1:
@@ -295,30 +291,21 @@ def _options(args: argparse.Namespace) -> Options:
         smooth = parse_smoothing(args.smooth)
     except MRAAError as exc:
         raise MRAAError(f"--smooth: {exc}") from exc
-    return Options(background, smooth, args.fps, args.visualize, not args.quiet)
+    return AnimateOptions(
+        mode=args.mode, background=background, crop=args.crop, smooth=smooth, fps=args.fps,
+        visualize=args.visualize, progress=not args.quiet, paste_back=args.paste_back,
+        output_size=args.output_size, best_frame=args.best_frame, crop_preview=args.crop_preview,
+    )  # fmt: skip
 
 
-def _animate_job(animator, job: Job, args: argparse.Namespace, options: Options, state=None):
-    from mraa.pipeline import animate_file
+def _animate_job(animator, job: Job, options: AnimateOptions, state=None) -> AnimateResult:
+    """One pair through the file pipeline, with the pair's own mode and crop when the CSV gives them."""
+    from mraa.inference.pipeline import animate_file
 
-    crop = args.crop if job.crop is None else job.crop
-    return animate_file(
-        animator,
-        state if state is not None else job.source,
-        job.driving,
-        job.output,
-        mode=job.mode or args.mode,
-        background=options.background,
-        crop=crop,
-        smooth=options.smooth,
-        fps=options.fps,
-        visualize=options.visualize,
-        progress=options.progress,
-        paste_back=args.paste_back,
-        output_size=args.output_size,
-        best_frame=args.best_frame,
-        crop_preview=args.crop_preview,
-    )
+    crop = options.crop if job.crop is None else job.crop
+    source = state if state is not None else job.source
+    mode = job.mode or options.mode
+    return animate_file(animator, source, job.driving, job.output, options, mode=mode, crop=crop)
 
 
 def extra_outputs(args: argparse.Namespace) -> dict[str, Path]:
@@ -342,15 +329,29 @@ def run(args: argparse.Namespace) -> int:
     jobs, batch = plan_jobs(args)
     check_jobs(jobs, batch, args.visualize, extra_outputs(args))
     if not batch:
-        from mraa.data.video_io import probe_video
+        from mraa.inference.pipeline import probe_driving
 
-        probe_video(jobs[0].driving)  # an unreadable driving video fails before the model loads
+        probe_driving(jobs[0].driving)  # an unreadable driving video fails before the model loads
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: each process takes its share
+        return run_shared(args, jobs, options)
     if args.dry_run:
         return dry_run(args, jobs)
     animator = load_animator(args, batch_size=args.batch_size)
-    print_model_note(args, jobs)
+    _announce(args, animator, jobs, options)
+    if not batch:
+        result = _animate_job(animator, jobs[0], options)
+        print(f"wrote {result.output} ({_describe(result)})")
+        if result.visualization is not None:
+            print(f"wrote {result.visualization}")
+        return 0
+    return run_batch(animator, jobs, args, options)
+
+
+def _announce(args: argparse.Namespace, animator, jobs: list[Job], options: AnimateOptions) -> None:
+    """The model note and the line about mode, background and smoothing."""
     from mraa.framing import default_mode_for
 
+    print_model_note(args, jobs)
     mode = args.mode or default_mode_for(animator, jobs[0].source)
     why = " (default for this checkpoint)" if mode == animator.default_mode() else " (default for a photo)"
     if mode == "avd" and not animator.has_trained_avd:
@@ -358,13 +359,25 @@ def run(args: argparse.Namespace) -> int:
     reference = "" if animator.still_background == "identity" else " (relative to the source's own estimate)"
     smooth = "" if options.smooth.kind == "none" else f"; smoothing: {options.smooth}"
     print(f"mode: {mode}{'' if args.mode else why}; background: {args.background}{reference}{smooth}")
-    if not batch:
-        result = _animate_job(animator, jobs[0], args, options)
-        print(f"wrote {result.output} ({_describe(result)})")
-        if result.visualization is not None:
-            print(f"wrote {result.visualization}")
-        return 0
-    return run_batch(animator, jobs, args, options)
+
+
+def run_shared(args: argparse.Namespace, jobs: list[Job], options: AnimateOptions) -> int:
+    """The batch under ``torchrun``: process RANK of WORLD_SIZE animates pairs RANK, RANK + WORLD_SIZE, ...
+    on its own device (``cuda:LOCAL_RANK`` on CUDA, else the CPU); rank 0 prints the one summary. Every
+    process has checked all outputs before the process group starts, so no pair is written twice."""
+    from mraa.training.distributed import cleanup_distributed, init_distributed
+
+    info = init_distributed(args.device)
+    try:
+        if args.dry_run:
+            return dry_run(args, jobs) if info.is_main else 0
+        args.device = str(info.device)
+        animator = load_animator(args, batch_size=args.batch_size, announce=info.is_main)
+        if info.is_main:
+            _announce(args, animator, jobs, options)
+        return run_batch(animator, jobs, args, options, info.rank, info.world_size)
+    finally:
+        cleanup_distributed(info)
 
 
 class SourceCache:
@@ -394,13 +407,22 @@ class SourceCache:
         return self.states[key]
 
 
-def run_batch(animator, jobs: list[Job], args: argparse.Namespace, options: Options) -> int:
-    """Animate every pair; a failing pair is reported in one line and the others go on."""
+def run_batch(
+    animator,
+    jobs: list[Job],
+    args: argparse.Namespace,
+    options: AnimateOptions,
+    rank: int = 0,
+    world_size: int = 1,
+) -> int:
+    """Animate every pair (under torchrun: this process's share); a failing pair is reported in one line
+    and the others go on; one summary at the end (on rank 0, counting every process's pairs)."""
     cache = SourceCache(animator)
     counts = {"done": 0, "skipped": 0, "failed": 0}
     start = time.perf_counter()
     worked = 0.0  # seconds spent on animated pairs, for the ETA
-    for index, job in enumerate(jobs, start=1):
+    mine = [(index, job) for index, job in enumerate(jobs, start=1) if (index - 1) % world_size == rank]
+    for position, (index, job) in enumerate(mine, start=1):
         prefix = f"[{index}/{len(jobs)}] {job.source.name} x {job.driving.name}"
         if job.output.exists() and not args.overwrite:
             counts["skipped"] += 1
@@ -409,7 +431,7 @@ def run_batch(animator, jobs: list[Job], args: argparse.Namespace, options: Opti
         began = time.perf_counter()
         try:
             state = cache.get(job.source, args.crop if job.crop is None else job.crop, args)
-            result = _animate_job(animator, job, args, options, state)
+            result = _animate_job(animator, job, options, state)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # one pair's failure (bad file, or a bug) must not stop the batch
@@ -419,13 +441,28 @@ def run_batch(animator, jobs: list[Job], args: argparse.Namespace, options: Opti
             continue
         counts["done"] += 1
         worked += time.perf_counter() - began
-        left = len(jobs) - index  # pairs not yet tried (an upper bound: some may be skipped)
+        left = len(mine) - position  # pairs not yet tried (an upper bound: some may be skipped)
         eta = f", about {worked / counts['done'] * left:.0f} s left" if left else ""
         print(f"{prefix}: wrote {result.output} ({_describe(result)}, {result.seconds:.1f} s{eta})")
     elapsed = time.perf_counter() - start
-    print(f"summary: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
-          f"({len(jobs)} pairs in {elapsed:.1f} s)")  # fmt: skip
+    counts, elapsed = _gather(counts, elapsed, world_size)
+    processes = f" on {world_size} processes" if world_size > 1 else ""
+    if rank == 0:
+        print(f"summary: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
+              f"({len(jobs)} pairs in {elapsed:.1f} s{processes})")  # fmt: skip
     return 1 if counts["failed"] else 0
+
+
+def _gather(counts: dict[str, int], elapsed: float, world_size: int) -> tuple[dict[str, int], float]:
+    """Every process's counts summed and the longest time (torch.distributed; unchanged in one process)."""
+    if world_size == 1:
+        return counts, elapsed
+    import torch.distributed as dist
+
+    gathered: list = [None] * world_size
+    dist.all_gather_object(gathered, (counts, elapsed))
+    total = {key: sum(part[0][key] for part in gathered) for key in counts}
+    return total, max(part[1] for part in gathered)
 
 
 def _is_user_error(exc: Exception) -> bool:

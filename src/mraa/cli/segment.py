@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 from pathlib import Path
@@ -90,36 +89,6 @@ def is_video(path: Path) -> bool:
     return path.is_dir() or path.suffix.lower() not in IMAGE_SUFFIXES
 
 
-def label_image(labels, num_parts: int) -> np.ndarray:
-    """Label map (H, W) as uint8 (uint16 beyond 255 parts) for a grey PNG."""
-    return np.asarray(labels.cpu(), dtype=np.uint8 if num_parts < 256 else np.uint16)
-
-
-def mask_image(mask) -> np.ndarray:
-    """Soft mask (H, W) in [0, 1] as uint8 0-255."""
-    return np.asarray((mask.cpu().clamp(0, 1) * 255 + 0.5).floor(), dtype=np.uint8)
-
-
-def display_labels(seg, scale: int):
-    """Label maps (B, H*scale, W*scale) for the overlays, re-segmented from the heatmaps at that size."""
-    if scale == 1:
-        return seg.labels.cpu()
-    h, w = seg.labels.shape[-2:]
-    return seg.resize((h * scale, w * scale)).labels.cpu()
-
-
-def display_overlay(frame: np.ndarray, labels, num_parts: int, alpha: float) -> np.ndarray:
-    """Overlay of one frame (upscaled to the size of ``labels`` (H', W') when they are larger)."""
-    from PIL import Image
-
-    from mraa.visualize import overlay_segmentation
-
-    h, w = labels.shape
-    if frame.shape[:2] != (h, w):
-        frame = np.asarray(Image.fromarray(frame).resize((w, h), Image.BICUBIC))
-    return overlay_segmentation(frame, labels, num_parts, alpha=alpha)
-
-
 def output_files(out: Path, source: Path, soft_masks: bool) -> dict[str, Path]:
     """The files and folders a run writes into ``out``, labelled for messages."""
     names = ["overlay.mp4", "labels"] if is_video(source) else ["overlay.png", "labels.png"]
@@ -172,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
 
 def segment_image(args, animator, path: Path, out: Path, scale: int) -> np.ndarray:
     from mraa.data.video_io import write_image
+    from mraa.image import mask_to_uint8
+    from mraa.inference.pipeline import display_labels, display_overlay, label_image
     from mraa.segmentation import segment
 
     image, image_uint8 = load_source(path, animator.image_size, args.crop)
@@ -189,7 +160,7 @@ def segment_image(args, animator, path: Path, out: Path, scale: int) -> np.ndarr
         if args.soft_masks:
             with FolderWriter(out / "masks") as masks:
                 for k in range(num_parts):
-                    masks.write(f"part_{k + 1:02d}.png", mask_image(seg.soft_masks[0, k]))
+                    masks.write(f"part_{k + 1:02d}.png", mask_to_uint8(seg.soft_masks[0, k]))
             written.append("masks/")
     except BaseException:
         for name in written:
@@ -200,41 +171,16 @@ def segment_image(args, animator, path: Path, out: Path, scale: int) -> np.ndarr
 
 
 def segment_video(args, animator, path: Path, out: Path, scale: int) -> np.ndarray:
-    from mraa.data.video_io import VideoWriter, probe_video
-    from mraa.segmentation import iter_segment
+    from mraa.data.video_io import probe_video
+    from mraa.inference.pipeline import SegmentOptions, segment_video
 
     info = probe_video(path)
     kept: list[np.ndarray] = []
     frames = driving_frames(path, animator.image_size, args.crop, keep=kept)
-    counts = None
-    bar = None
-    if not args.quiet:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=info.num_frames, unit="frame", desc="segmenting")
-    with contextlib.ExitStack() as stack:
-        if bar is not None:
-            stack.callback(bar.close)
-        overlay = stack.enter_context(VideoWriter(out / "overlay.mp4", info.fps, audio_from=path))
-        labels = stack.enter_context(FolderWriter(out / "labels"))
-        masks = stack.enter_context(FolderWriter(out / "masks")) if args.soft_masks else None
-        index = 0
-        for batch, seg in iter_segment(
-            animator, frames, threshold=args.threshold, batch_size=args.batch_size
-        ):
-            num_parts = seg.num_parts
-            batch_counts = np.bincount(seg.labels.flatten().cpu().numpy(), minlength=num_parts + 1)
-            counts = batch_counts if counts is None else counts + batch_counts
-            shown = display_labels(seg, scale)
-            for i in range(batch.shape[0]):
-                overlay.write(display_overlay(kept.pop(0), shown[i], num_parts, args.alpha))
-                labels.write(f"{index:06d}.png", label_image(seg.labels[i], num_parts))
-                if masks is not None:
-                    for k in range(num_parts):
-                        masks.write(f"part_{k + 1:02d}/{index:06d}.png", mask_image(seg.soft_masks[i, k]))
-                index += 1
-            if bar is not None:
-                bar.update(batch.shape[0])
+    options = SegmentOptions(
+        args.threshold, args.alpha, scale, args.soft_masks, args.batch_size, progress=not args.quiet
+    )
+    counts, index = segment_video(animator, frames, kept, out, options, info.fps, path, info.num_frames)
     names = ["overlay.mp4", "labels/"] + (["masks/"] if args.soft_masks else [])
     audio = ", with audio" if info.has_audio else ""
     print(f"wrote {', '.join(str(out / n) for n in names)} ({index} frames, {info.fps:g} fps{audio})")

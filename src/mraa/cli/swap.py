@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -193,9 +192,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def swap(args: argparse.Namespace, animator, output: Path, parts: list[int], labels) -> int:
-    from mraa.data.video_io import VideoWriter, probe_video
-    from mraa.segmentation import swap_parts_iter
-    from mraa.visualize import readable, tensor_to_uint8
+    from mraa.data.video_io import probe_video
+    from mraa.inference.pipeline import SwapOptions, swap_video
 
     info = probe_video(args.driving)
     size = animator.image_size
@@ -203,33 +201,20 @@ def swap(args: argparse.Namespace, animator, output: Path, parts: list[int], lab
     frames = driving_frames(args.driving, size, args.crop)
     fps = args.fps or info.fps
     print(f"swapping parts {','.join(map(str, parts))} (mode {args.mode}, feather {args.feather:g} px)")
-    with contextlib.ExitStack() as stack:
-        writer = stack.enter_context(VideoWriter(output, fps, audio_from=args.driving))
-        batches = swap_parts_iter(
-            animator,
-            source,
-            frames,
-            parts,
-            mode=args.mode,
-            feather=args.feather,
-            threshold=args.threshold,
-            labels=labels,
-            progress=not args.quiet,
-            total=info.num_frames,
-        )
-        for batch in batches:
-            writer.write_many(readable(tensor_to_uint8(batch.result)))  # >= 256 px tall (bilinear)
+    options = SwapOptions(
+        tuple(parts), args.mode, args.feather, args.threshold, labels, progress=not args.quiet
+    )
+    count = swap_video(animator, source, frames, output, options, fps, args.driving, info.num_frames)
     audio = ", with audio" if info.has_audio else ""
-    print(f"wrote {output} ({writer.num_frames} frames, {fps:g} fps{audio})")
+    print(f"wrote {output} ({count} frames, {fps:g} fps{audio})")
     return 0
 
 
 def pick(args: argparse.Namespace, animator, path: Path) -> int:
     """Write the source's and the first driving frame's segmentations with part indices; print a table."""
-    from PIL import Image
-
     from mraa.data.video_io import write_image
     from mraa.errors import MRAAError
+    from mraa.image import resize
     from mraa.segmentation import add_caption, overlay_segmentation, segment
     from mraa.visualize import make_grid, part_color_names
 
@@ -248,9 +233,7 @@ def pick(args: argparse.Namespace, animator, path: Path) -> int:
         counts = np.bincount(seg.labels.flatten().cpu().numpy(), minlength=num_parts + 1)
         shares.append(counts / counts.sum() * 100)
         big = seg.resize((size[0] * scale, size[1] * scale)).labels[0].cpu()
-        shown = np.asarray(
-            Image.fromarray(image_uint8).resize((size[1] * scale, size[0] * scale), Image.BICUBIC)
-        )
+        shown = resize(image_uint8, (size[0] * scale, size[1] * scale), "bicubic")
         panels.append(overlay_segmentation(shown, big, num_parts))
     panels = [add_caption(panel, text) for panel, text in zip(panels, ("source", "driving frame 0"))]
     write_image(path, make_grid([panels]))
