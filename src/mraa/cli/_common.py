@@ -37,7 +37,8 @@ def check_output_path(path: str | os.PathLike) -> Path:
 
 
 def load_animator(args: argparse.Namespace, batch_size: int | None = None, announce: bool = True):
-    from mraa.animate import Animator, default_checkpoint
+    from mraa.checkpoint import default_checkpoint
+    from mraa.inference.animator import Animator
 
     checkpoint = args.checkpoint
     if checkpoint is None:
