@@ -41,6 +41,9 @@ from torch import Tensor, nn
 
 from mraa.animate import Animator, as_batch, iter_batches
 from mraa.errors import MRAAError
+from mraa.image import MAX_FEATHER as MAX_FEATHER  # feather masks live in mraa.image; old names kept
+from mraa.image import blur_mask as feather_mask
+from mraa.image import check_feather as check_feather
 
 # drawing lives in mraa.visualize; these two stay importable from here for callers not yet updated
 from mraa.visualize import add_caption, overlay_segmentation  # noqa: F401
@@ -228,32 +231,6 @@ def labels_to_mask(labels: Tensor, parts: Sequence[int], feather: float = 0.0) -
     chosen = torch.as_tensor(list(parts), device=labels.device)
     mask = torch.isin(labels, chosen).unsqueeze(1).float()
     return feather_mask(mask, feather)
-
-
-MAX_FEATHER = 1000.0  # pixels; a wider blur only flattens the mask, and its kernel would take gigabytes
-
-
-def check_feather(sigma: float) -> float:
-    """``sigma`` if it is a usable feather width (0 to :data:`MAX_FEATHER` pixels), else :class:`MRAAError`."""
-    if not 0 <= sigma <= MAX_FEATHER:  # also refuses nan
-        raise MRAAError(f"feather must be a number of pixels between 0 and {MAX_FEATHER:g}, got {sigma}")
-    return sigma
-
-
-def feather_mask(mask: Tensor, sigma: float) -> Tensor:
-    """Gaussian blur of masks (B, 1, H, W) with standard deviation ``sigma`` pixels (0: unchanged)."""
-    check_feather(sigma)
-    if sigma == 0:
-        return mask
-    radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=mask.dtype, device=mask.device)
-    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    b, c, h, w = mask.shape
-    out = mask.reshape(b * c, 1, h, w)
-    out = F.conv2d(F.pad(out, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
-    out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
-    return out.reshape(b, c, h, w).clamp(0, 1)
 
 
 def composite(foreground: Tensor, background: Tensor, mask: Tensor) -> Tensor:

@@ -12,23 +12,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mraa.errors import MRAAError
+from mraa.image import to_tensor as uint8_to_tensor  # conversions live in mraa.image; old names kept
+from mraa.image import to_uint8 as tensor_to_uint8
 
 
 def region_colors(num_regions: int) -> np.ndarray:
     """Distinct colours (K, 3) in [0, 1] along the hue circle (like matplotlib's ``gist_rainbow``)."""
     hues = np.linspace(0.0, 0.83, max(num_regions, 1))
     return np.array([colorsys.hsv_to_rgb(h, 0.9, 1.0) for h in hues], dtype=np.float32)[:num_regions]
-
-
-def tensor_to_uint8(images: Tensor) -> np.ndarray:
-    """(B, 3, H, W) or (3, H, W) floats in [0, 1] -> uint8 (B, H, W, 3) or (H, W, 3)."""
-    array = images.detach().float().clamp(0, 1).mul(255).add(0.5).to(torch.uint8).cpu().numpy()
-    return np.moveaxis(array, -3, -1)
-
-
-def uint8_to_tensor(images: np.ndarray) -> Tensor:
-    """uint8 (H, W, 3) or (B, H, W, 3) -> float (3, H, W) or (B, 3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(images, -1, -3))).float().div_(255.0)
 
 
 READABLE_HEIGHT = 256  # visualisations and part-swap videos are written at least this tall

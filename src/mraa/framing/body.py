@@ -8,7 +8,7 @@ import logging
 
 import numpy as np
 
-from mraa.data.prepare.detectors import Box
+from mraa.boxes import Box
 from mraa.framing.boxes import UPPER_RULE, full_body_box, head_rule_box
 
 log = logging.getLogger(__name__)

@@ -1,12 +1,20 @@
-"""Framing rules and box geometry: where the square crop goes for a head / person, and how it is fitted
-into the image without ever cutting the head (numbers and their sources: docs/framing.md)."""
+"""Framing rules: where the square crop goes for a head / person, and how it is fitted into the image
+without ever cutting the head (numbers and their sources: docs/framing.md). The box geometry itself
+(:class:`Box`, fit, square, contains) lives in :mod:`mraa.boxes` and is re-exported here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mraa.data.prepare.detectors import Box
+from mraa.boxes import Box, center_box, contains, fit_box, outside_fraction, square
 from mraa.errors import MRAAError
+
+__all__ = [
+    "CROP_CHOICES", "FACE_RULE", "FITS", "FRAMINGS", "FULL_MARGIN", "HEADROOM", "MIN_SIDE", "SIDE_ROOM",
+    "UPPER_RULE", "Box", "FramingRule", "animator_framing", "center_box", "check_framing", "contains",
+    "fit_box", "framing_from_crop", "full_body_box", "head_from_face", "head_from_person", "head_rule_box",
+    "outside_fraction", "person_from_head", "person_from_hog", "place_box", "square",
+]  # fmt: skip
 
 FRAMINGS = ("face", "upper_body", "full_body", "none")
 CROP_CHOICES = ("auto", "face", "upper-body", "full-body", "center", "none")
@@ -114,54 +122,6 @@ def full_body_box(person: Box) -> Box:
         person.y1 + FULL_MARGIN * person.height,
     )
     return square(grown)
-
-
-def square(box: Box) -> Box:
-    """The square with the box's centre and its longer side (aspect-preserving growth, as crop-video.py)."""
-    cx, cy = box.center
-    half = max(box.width, box.height) / 2.0
-    return Box(cx - half, cy - half, cx + half, cy + half)
-
-
-# ----------------------------------------------------------------------------- boxes in the image
-def fit_box(box: Box, width: int, height: int, aspect: float = 1.0) -> Box:
-    """An integer box of the given aspect (w / h) like ``box``, moved (not padded) to lie in the image;
-    shrunk about its centre when the image is too small for it (the official crops never pad)."""
-    h = max(box.height, box.width / aspect)
-    h = min(h, height, width / aspect)
-    w = h * aspect
-    cx, cy = box.center
-    x0 = min(max(cx - w / 2, 0.0), width - w)
-    y0 = min(max(cy - h / 2, 0.0), height - h)
-    x0, y0 = int(round(x0)), int(round(y0))
-    w, h = max(1, int(round(w))), max(1, int(round(h)))
-    x0, y0 = min(x0, width - w), min(y0, height - h)
-    return Box(float(x0), float(y0), float(x0 + w), float(y0 + h))
-
-
-def center_box(width: int, height: int, aspect: float = 1.0) -> Box:
-    """The largest centred box of the given aspect (what ``--crop center`` takes)."""
-    h = min(float(height), width / aspect)
-    w = h * aspect
-    w, h = int(round(w)), int(round(h))
-    x0, y0 = (width - w) // 2, (height - h) // 2
-    return Box(float(x0), float(y0), float(x0 + w), float(y0 + h))
-
-
-def outside_fraction(box: Box, width: int, height: int) -> float:
-    """Share of ``box``'s area that lies outside a ``width`` x ``height`` image."""
-    inside = box.clip(width, height)
-    area = box.width * box.height
-    return 0.0 if area <= 0 else 1.0 - inside.width * inside.height / area
-
-
-def contains(outer: Box, inner: Box, slack: float = 0.5) -> bool:
-    return (
-        outer.x0 <= inner.x0 + slack
-        and outer.y0 <= inner.y0 + slack
-        and outer.x1 >= inner.x1 - slack
-        and outer.y1 >= inner.y1 - slack
-    )
 
 
 FITS = ("inside", "shifted", "lower part given up", "padded")

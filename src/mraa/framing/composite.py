@@ -1,51 +1,20 @@
-"""Crops (padded by reflection where a box reaches past the border) and paste-back of animated crops
-into the full-resolution source."""
+"""Output frames for a framed run: the subject mask from region heatmaps, the output size option, and the
+:class:`Compositor` that pastes animated crops back into the full-resolution source (the pure crop / paste
+/ feather functions live in :mod:`mraa.boxes` and :mod:`mraa.image`; re-exported here)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from mraa.data.prepare.detectors import Box
+from mraa.boxes import Box, crop_resize, even_size, paste_back
 from mraa.errors import MRAAError
+from mraa.image import FEATHER, resize
+from mraa.image import edge_feather as feather_mask
 
-FEATHER = 0.08  # the paste-back mask's soft edge, as a fraction of the box's shorter side
-
-
-def crop_resize(image: np.ndarray, box: Box, size: tuple[int, int]) -> np.ndarray:
-    """Cut ``box`` (integer pixels) out of ``image`` and resize it to ``size`` (H, W). Where the box reaches
-    past the image border (a padded framing) the image is extended by reflection."""
-    from mraa.data.video_io import fit_frame
-
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
-    height, width = image.shape[:2]
-    pads = (max(0, -y0), max(0, y1 - height)), (max(0, -x0), max(0, x1 - width))
-    if any(p for pair in pads for p in pair):
-        image = np.pad(image, (*pads, (0, 0)), mode="symmetric")
-        x0, x1, y0, y1 = x0 + pads[1][0], x1 + pads[1][0], y0 + pads[0][0], y1 + pads[0][0]
-    return fit_frame(np.ascontiguousarray(image[y0:y1, x0:x1]), size)
-
-
-def even_size(width: int, height: int) -> tuple[int, int]:
-    """The largest even (width, height) not above the given one (H.264 with yuv420p needs even sizes)."""
-    return max(2, width - width % 2), max(2, height - height % 2)
-
-
-def feather_mask(
-    height: int, width: int, feather: float = FEATHER, edges: tuple[bool, bool, bool, bool] = (True,) * 4
-) -> np.ndarray:
-    """(H, W) float32 mask: 1 inside, falling to 0 towards the box's edges over ``feather`` of the shorter
-    side (a raised-cosine ramp), so a pasted crop has no visible seam. ``edges`` (top, bottom, left, right)
-    says which edges fall: an edge on the image border stays 1 (nothing there to blend with)."""
-    ramp = max(1.0, feather * min(height, width))
-    top, bottom, left, right = edges
-
-    def profile(n: int, start: bool, end: bool) -> np.ndarray:
-        far = np.full(n, np.inf)
-        distance = np.minimum(np.arange(n) + 0.5 if start else far, n - 0.5 - np.arange(n) if end else far)
-        t = np.clip(distance / ramp, 0.0, 1.0)
-        return (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32)
-
-    return np.minimum(profile(height, top, bottom)[:, None], profile(width, left, right)[None, :])
+__all__ = [
+    "FEATHER", "Box", "Compositor", "crop_resize", "even_size", "feather_mask", "heatmap_masks",
+    "parse_output_size", "paste_back", "region_mask",
+]  # fmt: skip
 
 
 def region_mask(heatmaps: np.ndarray, spread: float = 0.15) -> np.ndarray:
@@ -60,42 +29,6 @@ def region_mask(heatmaps: np.ndarray, spread: float = 0.15) -> np.ndarray:
         ImageFilter.GaussianBlur(spread * max(value.shape) / 2)
     )
     return np.clip(np.asarray(grown, np.float32) / 255.0 * 1.5, 0.0, 1.0)
-
-
-def paste_back(
-    source: np.ndarray, crop: np.ndarray, box: Box, mask: np.ndarray | None = None, feather: float = FEATHER
-) -> np.ndarray:
-    """Composite an animated ``crop`` (h, w, 3 uint8, any size) into a copy of ``source`` at ``box``.
-
-    The crop is resized to the box; the blend mask falls to 0 on every box edge that lies inside the image
-    (on the border, and past it for a padded box, the crop reaches the border). ``mask`` (any size, values
-    in [0, 1]) narrows it. Pixels where the final mask is 0 (outside the box, and its inner rims) equal the
-    source's.
-    """
-    from PIL import Image
-
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
-    bw, bh = x1 - x0, y1 - y0
-    height, width = source.shape[:2]
-    if bw <= 0 or bh <= 0 or x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
-        raise MRAAError(f"paste-back box {tuple(box)} does not overlap the {width}x{height} image")
-    patch = np.asarray(Image.fromarray(crop).resize((bw, bh), Image.BICUBIC), np.float32)
-    weight = feather_mask(bh, bw, feather, (y0 > 0, y1 < height, x0 > 0, x1 < width))
-    if mask is not None:
-        resized = Image.fromarray((np.clip(mask, 0, 1) * 255).astype(np.uint8)).resize(
-            (bw, bh), Image.BILINEAR
-        )
-        weight = weight * (np.asarray(resized, np.float32) / 255.0)
-    # the part of the box inside the image (all of it unless the framing was padded)
-    cy0, cx0, cy1, cx1 = max(0, -y0), max(0, -x0), bh - max(0, y1 - height), bw - max(0, x1 - width)
-    patch, weight = patch[cy0:cy1, cx0:cx1], weight[cy0:cy1, cx0:cx1]
-    out = source.copy()
-    region = out[max(0, y0) : min(height, y1), max(0, x0) : min(width, x1)]
-    # where the weight is 0 the blend is the source pixel exactly (integers are exact in float32), so it
-    # rounds back to it: no np.where needed
-    blended = region * (1.0 - weight[..., None]) + patch * weight[..., None]
-    region[...] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    return out
 
 
 def parse_output_size(value: str | None) -> tuple[int, int] | None:
@@ -142,11 +75,10 @@ class Compositor:
         self.feather = feather
 
     def __call__(self, crop: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        from PIL import Image
-
         frame = paste_back(self.source, crop, self.box, mask, self.feather) if self.paste else crop
-        if self.output_size is not None and (frame.shape[1], frame.shape[0]) != tuple(self.output_size):
-            frame = np.asarray(Image.fromarray(frame).resize(tuple(self.output_size), Image.BICUBIC))
+        if self.output_size is not None:
+            width, height = self.output_size
+            frame = resize(frame, (height, width), "bicubic")
         return frame
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mraa.data.prepare.detectors import Box, box_iou
+from mraa.boxes import Box, box_iou
 from mraa.errors import MRAAError
 from mraa.framing.boxes import (
     FACE_RULE,

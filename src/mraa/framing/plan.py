@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mraa.data.prepare.detectors import Box
+from mraa.boxes import Box
 from mraa.errors import MRAAError
 from mraa.framing.boxes import FRAMINGS, center_box, outside_fraction, place_box
 from mraa.framing.composite import crop_resize

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mraa.data.prepare.detectors import Box
+from mraa.boxes import Box
 from mraa.errors import MRAAError
 from mraa.framing.boxes import center_box, check_framing, place_box
 from mraa.framing.detect import find_subject

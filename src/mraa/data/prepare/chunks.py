@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mraa.data.prepare.detectors import Box, box_iou
+from mraa.boxes import Box, box_iou
 
 
 class Span(NamedTuple):

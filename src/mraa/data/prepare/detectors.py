@@ -17,56 +17,17 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from mraa.boxes import Box as Box  # boxes live in mraa.boxes; re-exported here
+from mraa.boxes import box_iou as box_iou
 from mraa.errors import MRAAError
 
 log = logging.getLogger(__name__)
 
 DETECT_EXTRA_HINT = "pip install 'mraa[detect]'"
-
-
-class Box(NamedTuple):
-    """An axis-aligned box ``(x0, y0, x1, y1)`` in pixels, x to the right and y down."""
-
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-
-    @property
-    def width(self) -> float:
-        return self.x1 - self.x0
-
-    @property
-    def height(self) -> float:
-        return self.y1 - self.y0
-
-    @property
-    def center(self) -> tuple[float, float]:
-        return ((self.x0 + self.x1) / 2.0, (self.y0 + self.y1) / 2.0)
-
-    def clip(self, width: int, height: int) -> Box:
-        """The part of the box inside a ``width`` x ``height`` frame."""
-        return Box(
-            min(max(self.x0, 0.0), width),
-            min(max(self.y0, 0.0), height),
-            min(max(self.x1, 0.0), width),
-            min(max(self.y1, 0.0), height),
-        )
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two ``(x0, y0, x1, y1)`` boxes (0 when they do not overlap)."""
-    inter_w = min(a[2], b[2]) - max(a[0], b[0])
-    inter_h = min(a[3], b[3]) - max(a[1], b[1])
-    if inter_w <= 0 or inter_h <= 0:
-        return 0.0
-    inter = inter_w * inter_h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 @runtime_checkable
