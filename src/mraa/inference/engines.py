@@ -74,6 +74,10 @@ class Engine(Protocol):
     def avd(self, source: RegionParams, driving: RegionParams) -> RegionParams:
         """The AVD network: regions with the source's shape and the driving pose."""
 
+    @property
+    def moves_background(self) -> bool:
+        """Whether the background predictor has weights (``bg_type`` not ``zero``)."""
+
 
 def check_engine_options(device: torch.device, precision: str, compile: bool) -> None:
     """Refuse a precision or compile setting this device cannot honour."""
