@@ -70,6 +70,7 @@ class Animator:
         self,
         engine: Engine | MRAAModels,
         animate_params: AnimateParams | None = None,
+        *,
         batch_size: int | None = None,
         has_trained_avd: bool = True,
         config: MRAAConfig | None = None,
