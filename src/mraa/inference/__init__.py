@@ -1,2 +1,2 @@
-"""Inference: compute engines (:mod:`.engines`), the :class:`~mraa.inference.animator.Animator` (modes, background,
-smoothing), background motion (:mod:`.background`) and region motion (:mod:`.motion`)."""
+"""Inference: the engines and the Animator (turning images and frames into animated frames) and the one
+file pipeline (:mod:`mraa.inference.pipeline`) that every front-end calls."""
