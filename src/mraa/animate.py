@@ -1,6 +1,7 @@
 """The animation API under its first name: re-exports :mod:`mraa.inference.animator` (the ``Animator``),
-:mod:`mraa.inference.engines` (the compute), :mod:`mraa.inference.background` and :mod:`mraa.inference.motion`,
-so ``from mraa.animate import Animator`` keeps working."""
+:mod:`mraa.inference.engines` (the compute), :mod:`mraa.inference.background`, :mod:`mraa.inference.motion` and
+:mod:`mraa.inference.batching`, so ``from mraa.animate import Animator`` keeps working. Code inside mraa imports
+from those modules (this one sits above them)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ from mraa.inference.animator import (
     STILL_BACKGROUNDS,
     AnimatedBatch,
     Animator,
-    as_batch,
-    iter_batches,
     progress_bar,
 )
 from mraa.inference.background import BackgroundMotion, background_params, background_schedule
+from mraa.inference.batching import as_batch, iter_batches
 from mraa.inference.engines import (
     AUTOCAST_DTYPES,
     Engine,
