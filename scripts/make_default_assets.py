@@ -58,24 +58,15 @@ def main() -> None:
     args = build_parser().parse_args()
 
     from mraa.animate import Animator
-    from mraa.checkpoint import (
-        MODEL_KEYS,
-        config_from_checkpoint,
-        export_safetensors,
-        load_checkpoint,
-        read_checkpoint,
-    )
+    from mraa.checkpoint import MODEL_KEYS, export_safetensors, load_model
     from mraa.data.frames_dataset import FramesDataset
     from mraa.data.synthetic import SynthConfig, render_video
     from mraa.data.video_io import write_image, write_video
     from mraa.evaluation import reconstruct_dataset
-    from mraa.models import build_models
     from mraa.visualize import make_grid, tensor_to_uint8
 
-    data = read_checkpoint(args.checkpoint)
-    cfg = config_from_checkpoint(data)
-    models = build_models(cfg.model_params)
-    load_checkpoint(args.checkpoint, models)
+    loaded = load_model(args.checkpoint)  # the checkpoint read once: its config and weights
+    data, cfg, models = loaded.data, loaded.config, loaded.models
     cfg.animate_params.still_background = args.still_background
     ASSETS.mkdir(parents=True, exist_ok=True)
     include = tuple(name for name in MODEL_KEYS if data.get(name))

@@ -105,8 +105,8 @@ def test_bf16_on_cpu(tiny_cfg, tiny_models):
 
 
 def test_bf16_refused_on_a_cpu_without_native_bf16(tiny_cfg, tiny_models, monkeypatch):
-    from mraa import animate
     from mraa.errors import MRAAError
+    from mraa.inference import engines as animate
 
     monkeypatch.setattr(animate, "cpu_bf16_supported", lambda: False)
     with pytest.raises(MRAAError, match="native bfloat16"):
@@ -164,7 +164,7 @@ def test_export_onnx_cli_and_reuse(tiny_cfg, tiny_models, tmp_path, capsys):
         onnx_dir=tmp_path / "onnx",
     )
     assert (reused.animate(source, driving, "relative") - expected).abs().max() < 1e-4
-    from mraa.export.onnx import OnnxBackend
+    from mraa.inference.engines import OnnxBackend
 
     for session in OnnxBackend(tmp_path / "onnx", pca_based=True).sessions.values():  # pools take turns
         assert (

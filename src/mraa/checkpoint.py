@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -21,12 +22,24 @@ from torch import nn
 from mraa.atomic import atomic_path
 from mraa.config import MRAAConfig, config_from_dict, load_config, save_config, to_dict
 from mraa.errors import MRAAError
-from mraa.models import MRAAModels
+from mraa.models import MRAAModels, build_models
 
 log = logging.getLogger(__name__)
 
 MODEL_KEYS = ("generator", "region_predictor", "bg_predictor", "avd_network")
 SAFETENSORS_NAME = "model.safetensors"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "default"
+
+
+def default_checkpoint() -> Path:
+    """The model shipped with mraa (a small model trained on synthetic articulated figures)."""
+    path = DEFAULT_MODEL_DIR / SAFETENSORS_NAME
+    if not path.is_file():
+        raise MRAAError(
+            f"no checkpoint given and the shipped default model is missing ({path}); "
+            "pass a checkpoint (and its config)"
+        )
+    return path
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -136,13 +149,61 @@ def load_checkpoint(
     unless listed in ``require``. Returns the checkpoint so callers can read optimizer/epoch entries.
     """
     data = read_checkpoint(path)
+    load_weights(data, models, require, source=str(path))
+    return data
+
+
+def load_weights(
+    data: dict[str, Any],
+    models: MRAAModels,
+    require: tuple[str, ...] = ("generator", "region_predictor"),
+    source: str = "checkpoint",
+) -> None:
+    """Load the state dicts of a checkpoint already read (:func:`read_checkpoint`) into ``models`` (strict);
+    ``source`` names the file in errors."""
     for name in require:
         if name not in data:
-            raise MRAAError(f"{path}: checkpoint has no {name!r} weights")
+            raise MRAAError(f"{source}: checkpoint has no {name!r} weights")
     for name, module in models.items():
         if name in data:
-            load_state_dict_strict(module, data[name], name, source=str(path))
-    return data
+            load_state_dict_strict(module, data[name], name, source=source)
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint read once: its networks (float32, CPU, weights loaded), config and what it holds."""
+
+    models: MRAAModels
+    config: MRAAConfig
+    path: Path
+    data: dict[str, Any]  # the raw checkpoint (state dicts, optimizer/epoch entries, config)
+
+    @property
+    def has_trained_avd(self) -> bool:
+        return has_trained_avd(self.data)
+
+    @property
+    def shipped(self) -> bool:
+        """Whether this is the model shipped with mraa."""
+        return self.path.resolve() == (DEFAULT_MODEL_DIR / SAFETENSORS_NAME).resolve()
+
+
+def load_model(
+    checkpoint: str | os.PathLike | None = None, config: str | os.PathLike | MRAAConfig | None = None
+) -> LoadedModel:
+    """Read ``checkpoint`` (default: the shipped model) once, build the networks from ``config`` (a YAML path,
+    a config, or None for the one the checkpoint carries) and load the weights into them."""
+    path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
+    data = read_checkpoint(path)
+    if config is None:
+        cfg = config_from_checkpoint(data)
+        if cfg is None:
+            raise MRAAError(f"{path} carries no config: pass the YAML config it was trained with")
+    else:
+        cfg = config if isinstance(config, MRAAConfig) else load_config(config)
+    models = build_models(cfg.model_params)
+    load_weights(data, models, source=str(path))
+    return LoadedModel(models, cfg, path, data)
 
 
 def has_trained_avd(checkpoint: dict[str, Any]) -> bool:

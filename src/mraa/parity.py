@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from mraa.animate import MODES, animation_region_params, movement_scale
 from mraa.checkpoint import load_checkpoint
 from mraa.config import load_config
 from mraa.geometry import Transform
+from mraa.inference.motion import MODES, animation_region_params, movement_scale
 from mraa.losses import equivariance_losses
 from mraa.models import MRAAModels, build_models
 

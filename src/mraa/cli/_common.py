@@ -37,7 +37,8 @@ def check_output_path(path: str | os.PathLike) -> Path:
 
 
 def load_animator(args: argparse.Namespace, batch_size: int | None = None, announce: bool = True):
-    from mraa.animate import Animator, default_checkpoint
+    from mraa.checkpoint import default_checkpoint
+    from mraa.inference.animator import Animator
 
     checkpoint = args.checkpoint
     if checkpoint is None:
@@ -61,14 +62,15 @@ def load_animator(args: argparse.Namespace, batch_size: int | None = None, annou
 
 def image_tensor(frame: np.ndarray) -> Tensor:
     """uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."""
-    from mraa.inputs import uint8_to_batch
+    from mraa.image import to_batch
 
-    return uint8_to_batch(frame)
+    return to_batch(frame)
 
 
 def load_source(path: str | os.PathLike, size: tuple[int, int], crop: bool) -> tuple[Tensor, np.ndarray]:
     """The source image at the model's size, as a tensor (1, 3, H, W) and as uint8 (H, W, 3)."""
-    from mraa.data.video_io import fit_frame, read_image
+    from mraa.data.video_io import read_image
+    from mraa.image import fit_frame
 
     frame = fit_frame(read_image(path), size, crop)
     return image_tensor(frame), frame
@@ -81,7 +83,8 @@ def driving_frames(
 
     When ``keep`` is a list, the resized uint8 frames are appended to it (for visualisation).
     """
-    from mraa.data.video_io import fit_frame, iter_video
+    from mraa.data.video_io import iter_video
+    from mraa.image import fit_frame
 
     for frame in iter_video(path):
         frame = fit_frame(frame, size, crop)

@@ -44,12 +44,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mraa.animate import default_checkpoint
     from mraa.checkpoint import (
         MODEL_KEYS,
         config_from_checkpoint,
+        default_checkpoint,
         export_safetensors,
-        load_checkpoint,
+        load_weights,
         read_checkpoint,
     )
     from mraa.config import load_config
@@ -70,11 +70,13 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.checkpoint is None:
         print(f"using the model shipped with mraa ({checkpoint.parent.name}: trained on synthetic figures)")
-    cfg = load_config(args.config) if args.config else config_from_checkpoint(read_checkpoint(checkpoint))
+    cfg = load_config(args.config) if args.config else None
+    data = read_checkpoint(checkpoint)  # read once: its config (when no --config) and its weights
+    cfg = cfg or config_from_checkpoint(data)
     if cfg is None:
         raise MRAAError(f"{checkpoint} stores no config: pass --config (the YAML it was trained with)")
     models = build_models(cfg.model_params)
-    data = load_checkpoint(checkpoint, models)
+    load_weights(data, models, source=str(checkpoint))
     if getattr(args, "format", "safetensors") == "onnx":
         return _run_onnx(args, cfg, models, checkpoint)
     include = tuple(name for name in MODEL_KEYS if data.get(name))

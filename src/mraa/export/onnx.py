@@ -1,4 +1,4 @@
-"""ONNX export of the animation graph and an onnxruntime backend for :class:`mraa.animate.Animator`.
+"""ONNX export of the animation graph (run by :class:`mraa.inference.engines.OnnxEngine` and the web page).
 
 Four graphs, no custom operators (2D ``GridSample``, opset 18; the 2x2 inverse and eigendecomposition are
 written in closed form, :func:`mraa.geometry.inverse_2x2` / :func:`mraa.geometry.symmetric_eig_2x2`):
@@ -14,7 +14,8 @@ written in closed form, :func:`mraa.geometry.inverse_2x2` / :func:`mraa.geometry
   ``covar``.
 
 The graph's PCA ``affine`` uses the closed-form eigenvectors with LAPACK's signs
-(:func:`mraa.geometry.symmetric_eig_2x2`; the AVD sees the signs). :class:`OnnxBackend` still recomputes
+(:func:`mraa.geometry.symmetric_eig_2x2`; the AVD sees the signs). The onnxruntime engine
+(:class:`mraa.inference.engines.OnnxBackend`) still recomputes
 ``affine`` from ``covar`` with the LAPACK SVD, as the torch path and the official code do, so the two
 backends agree where the closed form and LAPACK round differently (nearly equal eigenvalues).
 The browser's graphs (:mod:`mraa.export.web`) use the graph's own ``affine``.
@@ -37,7 +38,7 @@ from mraa.atomic import lock_temp, release_temp, remove_stale_temps, temp_dir
 from mraa.config import MRAAConfig, save_config
 from mraa.errors import MRAAError
 from mraa.export.manifest import MANIFEST_NAME, make_manifest, weights_digest
-from mraa.geometry import RegionParams, covar_to_affine, heatmap_to_moments
+from mraa.geometry import covar_to_affine, heatmap_to_moments
 from mraa.modules.fusion import inference_form, phase_up_blocks
 
 log = logging.getLogger(__name__)
@@ -208,102 +209,3 @@ def _write_graphs(forms: dict[str, nn.Module], size: tuple[int, int], folder: Pa
         avd_in = ["source_shift", "source_affine", "driving_shift", "driving_affine"]
         _export(_AVDGraph(avd), (shift, affine, shift.flip(0), affine.flip(0)), folder / "avd_network.onnx",
                 avd_in, ["shift", "affine", "covar"], dict.fromkeys([*avd_in, "shift", "affine", "covar"], batch))  # fmt: skip
-
-
-def _session(path: Path, threads: int | None):
-    try:
-        import onnxruntime as ort
-    except ImportError as err:
-        raise MRAAError("the onnxruntime backend needs onnxruntime: pip install 'mraa[onnx]'") from err
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # the backend's sessions and torch take turns on the same cores: a pool that spins after its run steals
-    # them from the next session (vox256 avd, 2 cores: onnxruntime / torch fp32 time 1.04-1.29 -> 0.86-1.13; docs/benchmarks.md)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def _input_names(session) -> frozenset[str]:
-    """The inputs a session takes (the exporter drops inputs a config leaves unused)."""
-    return frozenset(i.name for i in session.get_inputs())
-
-
-def _np(t: Tensor):
-    return t.detach().float().cpu().contiguous().numpy()
-
-
-class OnnxRegionPredictor(nn.Module):
-    """Drop-in for :class:`mraa.modules.RegionPredictor` at inference, running ``region_predictor.onnx``."""
-
-    def __init__(self, session, pca_based: bool) -> None:
-        super().__init__()
-        self.session, self.pca_based = session, pca_based
-
-    def forward(self, image: Tensor) -> RegionParams:
-        shift, covar, affine, heatmap = self.session.run(None, {"image": _np(image)})
-        params = {"shift": shift, "covar": covar, "affine": affine, "heatmap": heatmap}
-        params = {k: torch.from_numpy(v).to(image.device) for k, v in params.items()}
-        if self.pca_based:  # LAPACK signs, as the torch path (see the module docstring)
-            params["affine"] = covar_to_affine(params["covar"])[0]
-        return params
-
-
-class OnnxAVD(nn.Module):
-    """Drop-in for :class:`mraa.modules.AVDNetwork` at inference, running ``avd_network.onnx``."""
-
-    def __init__(self, session) -> None:
-        super().__init__()
-        self.session = session
-        self.inputs = _input_names(session)
-
-    def forward(self, x_id: RegionParams, x_pose: RegionParams) -> RegionParams:
-        feed = {"source_shift": x_id["shift"], "source_affine": x_id["affine"]}
-        feed.update(driving_shift=x_pose["shift"], driving_affine=x_pose["affine"])
-        outs = self.session.run(None, {k: _np(v) for k, v in feed.items() if k in self.inputs})
-        device = x_pose["shift"].device
-        return {k: torch.from_numpy(v).to(device) for k, v in zip(("shift", "affine", "covar"), outs)}
-
-
-class OnnxBackend:
-    """The four onnxruntime sessions of a folder written by :func:`export_onnx`."""
-
-    def __init__(self, folder: str | os.PathLike, pca_based: bool, threads: int | None = None) -> None:
-        folder = Path(folder)
-        missing = [g for g in GRAPHS if not (folder / f"{g}.onnx").is_file()]
-        if missing:
-            raise MRAAError(f"{folder}: missing {', '.join(m + '.onnx' for m in missing)}")
-        self.sessions = {g: _session(folder / f"{g}.onnx", threads) for g in GRAPHS}
-        self.region_predictor = OnnxRegionPredictor(self.sessions["region_predictor"], pca_based)
-        self.avd_network = OnnxAVD(self.sessions["avd_network"])
-        self.feature_names = [i.name for i in self.sessions["source_encoder"].get_outputs()][:-1]
-        self.generator_inputs = _input_names(self.sessions["generator"])
-        self.size = tuple(self.sessions["region_predictor"].get_inputs()[0].shape[2:])  # (H, W) of the graphs
-
-    def encode(self, source: Tensor) -> tuple[list[Tensor], Tensor]:
-        """Encoder features (finest first) and the downscaled source, for one source (1, C, H, W)."""
-        outs = [
-            torch.from_numpy(o) for o in self.sessions["source_encoder"].run(None, {"source": _np(source)})
-        ]
-        return outs[:-1], outs[-1]
-
-    def render(self, state, region_params: RegionParams, bg_params: Tensor | None) -> Tensor:
-        """``prediction`` (B, C, H, W) for the cached source ``state`` (a SourceState), one frame per call
-        of the batch-1 generator graph."""
-        b = region_params["shift"].shape[0]
-        if bg_params is None:
-            bg_params = torch.eye(3).expand(b, 3, 3)
-        src = state.region_params
-        fixed = {"source": state.image, "source_small": state.small}
-        fixed.update(zip(self.feature_names, state.features))
-        fixed.update(source_shift=src["shift"], source_affine=src["affine"], source_covar=src["covar"])
-        fixed = {k: _np(v) for k, v in fixed.items() if k in self.generator_inputs}
-        frames = []
-        for i in range(b):
-            feed = {"driving_shift": region_params["shift"][i : i + 1], "bg_params": bg_params[i : i + 1]}
-            feed.update(driving_affine=region_params["affine"][i : i + 1])
-            feed.update(driving_covar=region_params["covar"][i : i + 1])
-            feed = {k: _np(v) for k, v in feed.items() if k in self.generator_inputs}
-            (prediction,) = self.sessions["generator"].run(None, {**fixed, **feed})
-            frames.append(torch.from_numpy(prediction))
-        return torch.cat(frames) if b > 1 else frames[0]

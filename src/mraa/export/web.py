@@ -12,7 +12,7 @@ tensors between graphs). ``S`` = source, ``D`` = driving, ``K`` regions, frames 
   LAPACK's), ``heatmap`` (for the source once, then for every driving frame);
 - ``relative.onnx``: ``source_shift``, ``source_affine``, ``initial_shift``, ``initial_affine`` (the first
   driving frame's), ``driving_shift``, ``driving_affine``, ``driving_covar`` -> ``shift``, ``affine``,
-  ``covar``: :func:`mraa.animate.animation_region_params` in mode ``relative``, with the movement scale (the
+  ``covar``: :func:`mraa.inference.motion.animation_region_params` in mode ``relative``, with the movement scale (the
   ratio of the regions' convex hull areas) computed in the graph;
 - ``avd_network.onnx``: ``source_shift``, ``source_affine``, ``driving_shift``, ``driving_affine`` ->
   ``shift``, ``affine``, ``covar`` (mode ``avd``);
@@ -37,9 +37,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from mraa.animate import animation_region_params
 from mraa.errors import MRAAError
 from mraa.export.onnx import GRAPHS, _export, export_onnx
+from mraa.inference.motion import animation_region_params
 
 log = logging.getLogger(__name__)
 
@@ -152,19 +152,10 @@ def export_web_graphs(models, cfg, folder: str | os.PathLike, default_mode: str 
 def load_models(checkpoint: str | os.PathLike | None, config: str | os.PathLike | None):
     """(models, config, default mode) of a checkpoint as exported (plain float32 networks on the CPU;
     ``config`` may be omitted when the checkpoint carries one; no checkpoint: the shipped model)."""
-    from mraa.animate import default_checkpoint
-    from mraa.checkpoint import config_from_checkpoint, has_trained_avd, load_checkpoint, read_checkpoint
-    from mraa.config import load_config
-    from mraa.models import build_models
+    from mraa.checkpoint import load_model
 
-    checkpoint = checkpoint or default_checkpoint()
-    data = read_checkpoint(checkpoint)
-    cfg = load_config(config) if config is not None else config_from_checkpoint(data)
-    if cfg is None:
-        raise MRAAError(f"{checkpoint} carries no config: pass the YAML config it was trained with")
-    models = build_models(cfg.model_params)
-    load_checkpoint(checkpoint, models)
-    return models.eval(), cfg, "avd" if has_trained_avd(data) else "relative"
+    loaded = load_model(checkpoint, config)  # the file read once
+    return loaded.models.eval(), loaded.config, "avd" if loaded.has_trained_avd else "relative"
 
 
 def runtime_dir() -> Path:
