@@ -34,19 +34,30 @@ import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mraa.animate import Animator, as_batch, iter_batches
 from mraa.errors import MRAAError
 from mraa.image import MAX_FEATHER as MAX_FEATHER  # feather masks live in mraa.image; old names kept
 from mraa.image import blur_mask as feather_mask
 from mraa.image import check_feather as check_feather
+from mraa.inference.batching import as_batch, iter_batches
 
 # drawing lives in mraa.visualize; these two stay importable from here for callers not yet updated
 from mraa.visualize import add_caption, overlay_segmentation  # noqa: F401
+
+
+class RegionSource(Protocol):
+    """What segmentation needs of an :class:`~mraa.animate.Animator` (typed here so that this module
+    does not import the animator): its region parameters and its networks."""
+
+    models: nn.Module
+
+    def region_params(self, frames: Tensor) -> dict[str, Tensor]: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +140,7 @@ def segment_heatmaps(
 
 
 def segment(
-    model: Animator | nn.Module,
+    model: RegionSource | nn.Module,
     frames: Tensor,
     size: tuple[int, int] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
@@ -145,7 +156,7 @@ def segment(
 
 
 def iter_segment(
-    model: Animator | nn.Module,
+    model: RegionSource | nn.Module,
     frames: Iterable[Tensor],
     size: tuple[int, int] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
@@ -160,16 +171,16 @@ def iter_segment(
         yield batch, segment(model, batch, size, threshold)
 
 
-def _heatmaps(model: Animator | nn.Module, frames: Tensor) -> Tensor:
-    if isinstance(model, Animator):
+def _heatmaps(model: RegionSource | nn.Module, frames: Tensor) -> Tensor:
+    if not isinstance(model, nn.Module):  # an Animator
         return model.region_params(frames)["heatmap"]
     device = next(model.parameters()).device
     with torch.no_grad():
         return model(frames.to(device))["heatmap"]
 
 
-def _num_parts(model: Animator | nn.Module) -> int:
-    predictor = model.models.region_predictor if isinstance(model, Animator) else model
+def _num_parts(model: RegionSource | nn.Module) -> int:
+    predictor = model if isinstance(model, nn.Module) else model.models.region_predictor
     return int(predictor.num_regions)
 
 
@@ -257,7 +268,7 @@ class SwapBatch:
 
 
 def swap_parts_iter(
-    animator: Animator,
+    animator: Any,
     source: Tensor,
     driving: Iterable[Tensor] | Tensor,
     parts: str | Sequence[int],
@@ -310,7 +321,7 @@ def swap_parts_iter(
 
 
 def swap_parts(
-    animator: Animator, source: Tensor, driving: Tensor, parts: str | Sequence[int], **kwargs
+    animator: Any, source: Tensor, driving: Tensor, parts: str | Sequence[int], **kwargs
 ) -> Tensor:
     """Part swap of a whole driving clip (T, 3, H, W); returns the results (T, 3, H, W). See
     :func:`swap_parts_iter` for the arguments."""
