@@ -80,6 +80,33 @@ def test_export_web_names_the_setup_step_when_the_runtime_is_missing(tmp_path, m
     assert not (tmp_path / "page").exists()
 
 
+def test_export_web_refuses_existing_page_files_without_overwrite(tmp_path, monkeypatch, capsys):
+    """A folder holding the user's own index.html: refused (nothing replaced) unless --overwrite; a missing
+    parent folder is a typo, not a folder to create."""
+    pytest.importorskip("onnx")
+    from mraa.cli import main
+    from mraa.export.web import RUNTIME_FILES
+
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    for name in RUNTIME_FILES:
+        (runtime / name).write_bytes(b"")
+    monkeypatch.setenv("MRAA_ORT_WEB_DIR", str(runtime))
+    page = tmp_path / "page"
+    page.mkdir()
+    (page / "index.html").write_text("mine")
+    model = DEFAULT_MODEL_DIR
+    args = ["export", "--format", "web", "--checkpoint", str(model / "model.safetensors")]
+    args += ["--config", str(model / "config.yaml"), "--output"]
+    assert main([*args, str(page)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "index.html" in err and "--overwrite" in err
+    assert (page / "index.html").read_text() == "mine" and sorted(os.listdir(page)) == ["index.html"]
+    assert main([*args, str(tmp_path / "typo" / "page")]) == 2
+    assert "output directory does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+
+
 def test_mraa_web_refuses_a_busy_or_bad_port(capsys, tmp_path, monkeypatch):
     pytest.importorskip("onnx")
     from mraa.cli import main
@@ -171,7 +198,7 @@ def test_the_build_holds_the_contract_and_keeps_other_files(page_dir):
     assert manifest["size"] == [64, 64] and manifest["default_mode"] == "avd"
     assert all((page_dir / path).is_file() for path in manifest["graphs"].values())
     assert (page_dir / "unrelated.txt").read_text() == "kept"
-    assert not list(page_dir.glob(".export-*"))
+    assert not list(page_dir.glob(".export-*")) and not list(page_dir.glob(".mraa-tmp-*"))
     # the relative graph: animation_region_params with the movement scale computed in the graph
     session = ort.InferenceSession(str(page_dir / "models" / "relative.onnx"))
     torch.manual_seed(2)
