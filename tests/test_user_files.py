@@ -169,6 +169,20 @@ def test_crop_preview_over_the_source_is_refused(files, tmp_path, command, capsy
     assert _sha(source) == before and not (tmp_path / "o.mp4").exists()
 
 
+@pytest.mark.parametrize("command", ["animate", "crop"])
+def test_crop_preview_that_is_not_an_image_name_is_refused_first(files, tmp_path, command, capsys):
+    """A typo'd preview name (``boxes.txt``, no suffix) stops before any work with one line, not after the
+    boxes with imageio's message about a temporary file."""
+    argv = [command, "--source", str(files["source"]), "--driving", str(files["driving"]), "--crop", "center"]
+    if command == "animate":
+        argv += ["--output", str(tmp_path / "o.mp4"), "--quiet"]
+    for preview in ("boxes.txt", "boxes"):
+        assert main([*argv, "--crop-preview", str(tmp_path / preview)]) == 2
+        err = _one_line_error(capsys)
+        assert "not an image file name" in err and ".mraa-tmp" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_animate_file_refuses_a_crop_preview_over_an_input(files, tmp_path):
     from mraa.animate import Animator
 

@@ -128,8 +128,10 @@ def run(args: argparse.Namespace) -> int:
     from mraa.cli._common import check_output_path
 
     if args.crop_preview:  # never over --source or --driving (mraa.safety)
+        from mraa.framing.run import check_preview_path
         from mraa.safety import check_outputs
 
+        check_preview_path(args.crop_preview)
         check_outputs(
             inputs={"--source": args.source, "--driving": args.driving},
             outputs={"--crop-preview": check_output_path(args.crop_preview)},
