@@ -107,6 +107,28 @@ def test_export_web_refuses_existing_page_files_without_overwrite(tmp_path, monk
     assert not (tmp_path / "typo").exists()
 
 
+def test_page_and_docs_name_only_real_mraa_options():
+    """The page's notes and docs/web.md name ``mraa COMMAND --option``s that exist (the page once pointed at
+    a nonexistent ``mraa animate --framing``)."""
+    import re
+
+    from mraa.cli import build_parser
+    from mraa.export.web import PAGE_DIR
+
+    commands = {
+        name: parser
+        for action in build_parser()._subparsers._group_actions
+        for name, parser in action.choices.items()
+    }
+    text = (PAGE_DIR / "index.html").read_text() + (Path(__file__).parents[1] / "docs" / "web.md").read_text()
+    named = re.findall(r"mraa (\w[\w-]*) ((?:--[\w-]+[^-`<\n]*)+)", text)
+    assert named
+    for command, rest in named:
+        options = {o for a in commands[command]._actions for o in a.option_strings}
+        for option in re.findall(r"--[\w-]+", rest):
+            assert option in options, f"mraa {command} {option}"
+
+
 def test_mraa_web_refuses_a_busy_or_bad_port(capsys, tmp_path, monkeypatch):
     pytest.importorskip("onnx")
     from mraa.cli import main
