@@ -147,6 +147,14 @@ def test_mraa_web_refuses_a_busy_or_bad_port(capsys, tmp_path, monkeypatch):
         busy.listen()
         assert main(["web", "--port", str(busy.getsockname()[1])]) == 2
     assert "choose another --port" in capsys.readouterr().err
+    for option, value, message in [
+        ("--checkpoint", tmp_path / "nope.pth", "--checkpoint not found"),
+        ("--checkpoint", tmp_path, "--checkpoint is a folder, not a file"),
+        ("--config", tmp_path / "nope.yaml", "--config not found"),
+    ]:
+        assert main(["web", option, str(value), "--port", "0"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "Errno" not in err
     assert not (tmp_path / "cache").exists()  # refused before building anything
 
 
