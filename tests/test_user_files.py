@@ -305,6 +305,16 @@ def test_export_refuses_existing_outputs_without_overwrite(files, tmp_path, fmt,
     assert not [p.name for p in out.iterdir() if p.name.startswith(".mraa-tmp-")]
 
 
+@pytest.mark.parametrize("fmt", ["safetensors", "onnx"])
+def test_export_into_a_missing_parent_folder_is_a_typo(files, tmp_path, fmt, capsys):
+    """``--output runz/vox`` (no ``runz``): one line, no folder tree created (as segment and animate)."""
+    argv = ["export", "--checkpoint", str(files["checkpoint"]), "--config", str(files["config"]),
+            "--output", str(tmp_path / "runz" / "vox"), "--format", fmt]  # fmt: skip
+    assert main(argv) == 2
+    assert "output directory does not exist" in _one_line_error(capsys)
+    assert not (tmp_path / "runz").exists()
+
+
 # ----------------------------------------------------------------------------- item 7: --onnx-dir of another model
 def test_onnx_dir_of_another_checkpoint_is_refused(files, tmp_path, capsys):
     """Also: the marked scratch folder of an export killed outright is removed by the next export."""

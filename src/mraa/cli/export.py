@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise MRAAError(f"--output {output} is a file, not a folder")
+    if not output.parent.exists():  # a typo'd path, not a tree of folders to create
+        raise MRAAError(f"output directory does not exist: {output.parent}")
     if getattr(args, "format", "safetensors") == "web":
         return _run_web(args, output)
     check_outputs(
@@ -91,13 +93,10 @@ def _run_onnx(args: argparse.Namespace, cfg, models) -> int:
 
 def _run_web(args: argparse.Namespace, output) -> int:
     """Write the browser page (see mraa.export.web): the page, the graphs, the onnxruntime-web files."""
-    from mraa.errors import MRAAError
     from mraa.export.web import PAGE_DIR, RUNTIME_FILES, WEB_GRAPHS, build_web, check_runtime, load_models
     from mraa.safety import check_outputs
 
     check_runtime()  # before the export's seconds: the set-up step most likely missing
-    if not output.parent.exists():
-        raise MRAAError(f"output directory does not exist: {output.parent}")
     names = [
         "manifest.json",
         *(p.name for p in PAGE_DIR.iterdir() if p.is_file()),
