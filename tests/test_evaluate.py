@@ -298,6 +298,7 @@ def test_cli_no_bg_without_output(setup, tmp_path, capsys):
         (["--metrics", "l1,fid"], "unknown metric(s) fid"),
         (["--num-videos", "0"], "--num-videos must be at least 1"),
         (["--metrics", "akd", "--keypoints", "nope"], "unknown keypoints extractor 'nope'"),
+        (["--metrics", "akd", "--keypoints", "synthetic"], "work with mraa evaluate"),
         (["--metrics", "akd"], "--metrics akd needs --keypoints"),
         (["--metrics", "aed"], "--metrics aed needs --identity"),
         (["--metrics", "akd", "--keypoints", "os:system"], "--allow-custom-extractor"),
