@@ -109,6 +109,22 @@ def test_mismatches_are_clear_errors(clips, capsys, change, message):
     assert re.search(message, evaluate_error(capsys, generated, clips / "reference", "--metrics", "l1"))
 
 
+def test_folder_pairing_ignores_other_files_but_not_pictures(clips, capsys):
+    """As docs/evaluation.md says: a .jpg, .json and dotfiles beside the videos are ignored; a .png (a strip)
+    or a subfolder (a frame folder) is a video and needs its partner."""
+    from PIL import Image
+
+    generated = clips / "generated"
+    Image.new("RGB", (8, 8)).save(generated / "photo.jpg")
+    (generated / "rows.json").write_text("{}")
+    (generated / ".hidden").mkdir()
+    assert evaluate(capsys, generated, clips / "reference", "--metrics", "l1")["num_videos"] == 2
+    Image.new("RGB", (8, 8)).save(generated / "labels.png")
+    (generated / "run-foo").mkdir()
+    err = evaluate_error(capsys, generated, clips / "reference", "--metrics", "l1")
+    assert "no reference video for labels, run-foo" in err
+
+
 def test_bad_arguments(clips, capsys):
     reference = clips / "reference"
     assert "a is one video, the other a folder of videos" in evaluate_error(
