@@ -183,6 +183,15 @@ def test_crop_preview_that_is_not_an_image_name_is_refused_first(files, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+def test_crop_refuses_a_source_animate_refuses(files, tmp_path, capsys):
+    """A 1x1 source: ``mraa crop`` stops with animate's message instead of printing boxes for it."""
+    from PIL import Image
+
+    Image.new("RGB", (1, 1)).save(tmp_path / "one.png")
+    assert main(["crop", "--source", str(tmp_path / "one.png"), "--driving", str(files["driving"])]) == 2
+    assert "only 1x1 pixels; at least 8x8" in _one_line_error(capsys)
+
+
 def test_animate_file_refuses_a_crop_preview_over_an_input(files, tmp_path):
     from mraa.animate import Animator
 
