@@ -312,6 +312,7 @@ def test_cli_says_when_the_model_is_worse_than_no_motion(setup, animator, monkey
         (["--metrics", "l1,fid"], "unknown metric(s) fid"),
         (["--num-videos", "0"], "--num-videos must be at least 1"),
         (["--metrics", "akd", "--keypoints", "nope"], "unknown keypoints extractor 'nope'"),
+        (["--metrics", "akd", "--keypoints", "synthetic"], "work with mraa evaluate"),
         (["--metrics", "akd"], "--metrics akd needs --keypoints"),
         (["--metrics", "aed"], "--metrics aed needs --identity"),
         (["--metrics", "akd", "--keypoints", "os:system"], "--allow-custom-extractor"),

@@ -109,6 +109,22 @@ def test_mismatches_are_clear_errors(clips, capsys, change, message):
     assert re.search(message, evaluate_error(capsys, generated, clips / "reference", "--metrics", "l1"))
 
 
+def test_folder_pairing_ignores_other_files_but_not_pictures(clips, capsys):
+    """As docs/evaluation.md says: a .jpg, .json and dotfiles beside the videos are ignored; a .png (a strip)
+    or a subfolder (a frame folder) is a video and needs its partner."""
+    from PIL import Image
+
+    generated = clips / "generated"
+    Image.new("RGB", (8, 8)).save(generated / "photo.jpg")
+    (generated / "rows.json").write_text("{}")
+    (generated / ".hidden").mkdir()
+    assert evaluate(capsys, generated, clips / "reference", "--metrics", "l1")["num_videos"] == 2
+    Image.new("RGB", (8, 8)).save(generated / "labels.png")
+    (generated / "run-foo").mkdir()
+    err = evaluate_error(capsys, generated, clips / "reference", "--metrics", "l1")
+    assert "no reference video for labels, run-foo" in err
+
+
 def test_bad_arguments(clips, capsys):
     reference = clips / "reference"
     assert "a is one video, the other a folder of videos" in evaluate_error(
@@ -159,6 +175,16 @@ def test_synthetic_keypoints_are_exact(synthetic, capsys):
     shift = evaluate(capsys, moved, root / "test", *flags)
     assert shift["akd_euclidean"] == pytest.approx(6.0, abs=0.3)
     assert shift["akd"] == pytest.approx(3.0, abs=0.15) and shift["mkr"] == 0.0
+
+
+def test_synthetic_mp4_dataset_against_itself_is_exactly_zero(tmp_path, capsys):
+    """`mraa synth` writes mp4 by default: its lossy frames against themselves still give AKD 0 and MKR 0 (the
+    parts are searched for with the reference file's pixels, not the lossless re-render's)."""
+    root = tmp_path / "data"
+    cfg = SynthConfig(size=64, num_frames=4, figure_types=("humanoid", "quadruped"))
+    write_dataset(root, num_train=1, num_test=2, seed=3, cfg=cfg, fmt="mp4", progress=False)
+    same = evaluate(capsys, root / "test", root / "test", "--metrics", "akd,mkr", "--keypoints", "synthetic")
+    assert same["akd"] == same["akd_euclidean"] == same["mkr"] == 0.0 and same["counts"]["akd"] == 8
 
 
 def test_synthetic_reference_must_be_the_dataset_video(synthetic, capsys, tmp_path):

@@ -169,6 +169,29 @@ def test_crop_preview_over_the_source_is_refused(files, tmp_path, command, capsy
     assert _sha(source) == before and not (tmp_path / "o.mp4").exists()
 
 
+@pytest.mark.parametrize("command", ["animate", "crop"])
+def test_crop_preview_that_is_not_an_image_name_is_refused_first(files, tmp_path, command, capsys):
+    """A typo'd preview name (``boxes.txt``, no suffix) stops before any work with one line, not after the
+    boxes with imageio's message about a temporary file."""
+    argv = [command, "--source", str(files["source"]), "--driving", str(files["driving"]), "--crop", "center"]
+    if command == "animate":
+        argv += ["--output", str(tmp_path / "o.mp4"), "--quiet"]
+    for preview in ("boxes.txt", "boxes"):
+        assert main([*argv, "--crop-preview", str(tmp_path / preview)]) == 2
+        err = _one_line_error(capsys)
+        assert "not an image file name" in err and ".mraa-tmp" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_crop_refuses_a_source_animate_refuses(files, tmp_path, capsys):
+    """A 1x1 source: ``mraa crop`` stops with animate's message instead of printing boxes for it."""
+    from PIL import Image
+
+    Image.new("RGB", (1, 1)).save(tmp_path / "one.png")
+    assert main(["crop", "--source", str(tmp_path / "one.png"), "--driving", str(files["driving"])]) == 2
+    assert "only 1x1 pixels; at least 8x8" in _one_line_error(capsys)
+
+
 def test_animate_file_refuses_a_crop_preview_over_an_input(files, tmp_path):
     from mraa.animate import Animator
 
@@ -289,6 +312,16 @@ def test_export_refuses_existing_outputs_without_overwrite(files, tmp_path, fmt,
     assert main([*argv, "--overwrite"]) == 0
     assert "model_params" in (out / "config.yaml").read_text()
     assert not [p.name for p in out.iterdir() if p.name.startswith(".mraa-tmp-")]
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "onnx"])
+def test_export_into_a_missing_parent_folder_is_a_typo(files, tmp_path, fmt, capsys):
+    """``--output runz/vox`` (no ``runz``): one line, no folder tree created (as segment and animate)."""
+    argv = ["export", "--checkpoint", str(files["checkpoint"]), "--config", str(files["config"]),
+            "--output", str(tmp_path / "runz" / "vox"), "--format", fmt]  # fmt: skip
+    assert main(argv) == 2
+    assert "output directory does not exist" in _one_line_error(capsys)
+    assert not (tmp_path / "runz").exists()
 
 
 # ----------------------------------------------------------------------------- item 7: --onnx-dir of another model

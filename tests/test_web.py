@@ -80,6 +80,55 @@ def test_export_web_names_the_setup_step_when_the_runtime_is_missing(tmp_path, m
     assert not (tmp_path / "page").exists()
 
 
+def test_export_web_refuses_existing_page_files_without_overwrite(tmp_path, monkeypatch, capsys):
+    """A folder holding the user's own index.html: refused (nothing replaced) unless --overwrite; a missing
+    parent folder is a typo, not a folder to create."""
+    pytest.importorskip("onnx")
+    from mraa.cli import main
+    from mraa.export.web import RUNTIME_FILES
+
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    for name in RUNTIME_FILES:
+        (runtime / name).write_bytes(b"")
+    monkeypatch.setenv("MRAA_ORT_WEB_DIR", str(runtime))
+    page = tmp_path / "page"
+    page.mkdir()
+    (page / "index.html").write_text("mine")
+    model = DEFAULT_MODEL_DIR
+    args = ["export", "--format", "web", "--checkpoint", str(model / "model.safetensors")]
+    args += ["--config", str(model / "config.yaml"), "--output"]
+    assert main([*args, str(page)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "index.html" in err and "--overwrite" in err
+    assert (page / "index.html").read_text() == "mine" and sorted(os.listdir(page)) == ["index.html"]
+    assert main([*args, str(tmp_path / "typo" / "page")]) == 2
+    assert "output directory does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+
+
+def test_page_and_docs_name_only_real_mraa_options():
+    """The page's notes and docs/web.md name ``mraa COMMAND --option``s that exist (the page once pointed at
+    a nonexistent ``mraa animate --framing``)."""
+    import re
+
+    from mraa.cli import build_parser
+    from mraa.export.web import PAGE_DIR
+
+    commands = {
+        name: parser
+        for action in build_parser()._subparsers._group_actions
+        for name, parser in action.choices.items()
+    }
+    text = (PAGE_DIR / "index.html").read_text() + (Path(__file__).parents[1] / "docs" / "web.md").read_text()
+    named = re.findall(r"mraa (\w[\w-]*) ((?:--[\w-]+[^-`<\n]*)+)", text)
+    assert named
+    for command, rest in named:
+        options = {o for a in commands[command]._actions for o in a.option_strings}
+        for option in re.findall(r"--[\w-]+", rest):
+            assert option in options, f"mraa {command} {option}"
+
+
 def test_mraa_web_refuses_a_busy_or_bad_port(capsys, tmp_path, monkeypatch):
     pytest.importorskip("onnx")
     from mraa.cli import main
@@ -98,6 +147,14 @@ def test_mraa_web_refuses_a_busy_or_bad_port(capsys, tmp_path, monkeypatch):
         busy.listen()
         assert main(["web", "--port", str(busy.getsockname()[1])]) == 2
     assert "choose another --port" in capsys.readouterr().err
+    for option, value, message in [
+        ("--checkpoint", tmp_path / "nope.pth", "--checkpoint not found"),
+        ("--checkpoint", tmp_path, "--checkpoint is a folder, not a file"),
+        ("--config", tmp_path / "nope.yaml", "--config not found"),
+    ]:
+        assert main(["web", option, str(value), "--port", "0"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "Errno" not in err
     assert not (tmp_path / "cache").exists()  # refused before building anything
 
 
@@ -148,6 +205,11 @@ def page_dir(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("web")
     (folder / "unrelated.txt").write_text("kept")
+    (folder / ".export-notes").mkdir()  # the user's: not mraa's marked scratch, so it stays
+    from mraa.atomic import PROCESS_START, temp_dir
+
+    stale = temp_dir(folder, "export")  # what an export killed outright left: removed by the next build
+    os.utime(stale, (PROCESS_START - 3600, PROCESS_START - 3600))
     models, cfg, mode = load_models(
         DEFAULT_MODEL_DIR / "model.safetensors", DEFAULT_MODEL_DIR / "config.yaml"
     )
@@ -171,7 +233,7 @@ def test_the_build_holds_the_contract_and_keeps_other_files(page_dir):
     assert manifest["size"] == [64, 64] and manifest["default_mode"] == "avd"
     assert all((page_dir / path).is_file() for path in manifest["graphs"].values())
     assert (page_dir / "unrelated.txt").read_text() == "kept"
-    assert not list(page_dir.glob(".export-*"))
+    assert not list(page_dir.glob(".mraa-tmp-*")) and (page_dir / ".export-notes").is_dir()
     # the relative graph: animation_region_params with the movement scale computed in the graph
     session = ort.InferenceSession(str(page_dir / "models" / "relative.onnx"))
     torch.manual_seed(2)

@@ -310,7 +310,11 @@ def _animate_job(animator, job: Job, options: AnimateOptions, state=None) -> Ani
 
 def extra_outputs(args: argparse.Namespace) -> dict[str, Path]:
     """--crop-preview and the files --onnx-dir may receive: checked against every input with the outputs."""
-    extra = {"--crop-preview": check_output_path(args.crop_preview)} if args.crop_preview else {}
+    extra = {}
+    if args.crop_preview:
+        from mraa.framing.run import check_preview_path
+
+        extra["--crop-preview"] = check_output_path(check_preview_path(args.crop_preview))
     if args.onnx_dir:
         from mraa.export.manifest import MANIFEST_NAME
         from mraa.export.onnx import GRAPHS

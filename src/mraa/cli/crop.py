@@ -107,14 +107,14 @@ def plan(args: argparse.Namespace, framing: str, size: tuple[int, int]):
     """The crop plan for the parsed --source/--driving/--crop, and the source image."""
     from pathlib import Path
 
-    from mraa.data.video_io import read_image
+    from mraa.data.video_io import check_image_size, read_image
     from mraa.errors import MRAAError
     from mraa.framing import crop_option, framing_from_crop, plan_for_files
 
     for name in ("source", "driving"):
         if not Path(getattr(args, name)).exists():
             raise MRAAError(f"{name} not found: {getattr(args, name)}")
-    source = read_image(args.source)
+    source = check_image_size(read_image(args.source), f"--source {args.source}")  # as animate refuses it
     crop = framing_from_crop(crop_option(args.crop), framing, (source.shape[1], source.shape[0]))
     return plan_for_files(source, args.driving, crop, size[1] / size[0]), source
 
@@ -132,8 +132,10 @@ def run(args: argparse.Namespace) -> int:
 
     preview = None if args.dry_run else args.crop_preview
     if preview:  # never over --source or --driving (mraa.safety)
+        from mraa.framing.run import check_preview_path
         from mraa.safety import check_outputs
 
+        check_preview_path(preview)
         check_outputs(
             inputs={"--source": args.source, "--driving": args.driving},
             outputs={"--crop-preview": check_output_path(preview)},

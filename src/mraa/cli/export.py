@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise MRAAError(f"--output {output} is a file, not a folder")
+    if not output.parent.exists():  # a typo'd path, not a tree of folders to create
+        raise MRAAError(f"output directory does not exist: {output.parent}")
     if getattr(args, "format", "safetensors") == "web":
         return _run_web(args, output)
     checkpoint = args.checkpoint or default_checkpoint()
@@ -114,16 +116,17 @@ def _run_onnx(args: argparse.Namespace, cfg, models, checkpoint) -> int:
 
 def _run_web(args: argparse.Namespace, output) -> int:
     """Write the browser page (see mraa.export.web): the page, the graphs, the onnxruntime-web files."""
-    from mraa.export.web import PAGE_DIR, WEB_GRAPHS, build_web, check_runtime, load_models
+    from mraa.export.web import PAGE_DIR, RUNTIME_FILES, WEB_GRAPHS, build_web, check_runtime, load_models
     from mraa.safety import check_outputs
 
     check_runtime()  # before the export's seconds: the set-up step most likely missing
     names = [
         "manifest.json",
-        *(p.name for p in PAGE_DIR.iterdir()),
+        *(p.name for p in PAGE_DIR.iterdir() if p.is_file()),
         *(f"models/{g}.onnx" for g in WEB_GRAPHS),
+        *(f"ort/{name}" for name in RUNTIME_FILES),
     ]
-    check_outputs(
+    check_outputs(  # the page's files (index.html, app.js, ...) exist only with --overwrite
         inputs={"--checkpoint": args.checkpoint, "--config": args.config},
         outputs={f"--output {name}": output / name for name in names},
         overwrite=args.overwrite,

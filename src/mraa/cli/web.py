@@ -39,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
     check_runtime()
     check_port("127.0.0.1", args.port)  # fail before the export's seconds
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
+    for label, path in (("--checkpoint", checkpoint), ("--config", args.config)):
+        if path is not None and not Path(path).is_file():  # a typo: one line, not an OSError's errno
+            what = "is a folder, not a file" if Path(path).is_dir() else "not found"
+            raise MRAAError(f"{label} {what}: {path}")
     samples = None
     if checkpoint.resolve() == default_checkpoint().resolve():
         samples = (DEFAULT_MODEL_DIR / "source.png", DEFAULT_MODEL_DIR / "driving.mp4")

@@ -204,6 +204,12 @@ def _resolve_factory(spec: str, kind: str, allow_custom: bool = False) -> Factor
         if ep.name == spec:
             return ep.load()
     names = ", ".join(available_extractors(kind)) or "none"
+    if spec == "synthetic" and kind == "keypoints":  # exact keypoints need the dataset: mraa evaluate's
+        raise MRAAError(
+            "keypoints 'synthetic' (exact, from an mraa synth dataset) work with mraa evaluate: write the "
+            "reconstructions with --out DIR --format png --layout prediction, then mraa evaluate --generated DIR --reference "
+            "DATASET/test --keypoints synthetic"
+        )
     if ":" not in spec:
         raise MRAAError(f"unknown {kind} extractor {spec!r} (available: {names}; or package.module:factory)")
     if not allow_custom:  # importing a module runs its code: only on request

@@ -5,9 +5,10 @@ generator re-renders any video with its part label maps and part centres (nothin
 
 - Reference keypoints are the generator's part centres, exact (a part hidden behind others in a frame,
   fewer than :data:`MIN_PIXELS` visible pixels, is missing there).
-- Generated keypoints: each part's visible pixels in the re-rendered reference frame are searched for in the
-  generated frame, over integer shifts up to :func:`search_radius` with a sub-pixel parabola fit; the part's
-  keypoint is its exact centre plus the best shift. A part whose best match still differs by more than
+- Generated keypoints: each part's visible pixels (labels from the re-render; colours from the reference
+  file, which must match the re-render) are searched for in the generated frame, over integer shifts up to
+  :func:`search_radius` with a sub-pixel parabola fit; the part's keypoint is its exact centre plus the best
+  shift. A part whose best match still differs by more than
   :data:`MAX_RMS` (RMS, colours in [0, 1]) is missing. A reference scores AKD 0 and MKR 0 against itself,
   and a copy shifted by whole pixels scores exactly that shift.
 """
@@ -163,4 +164,6 @@ class SyntheticDataset:
                     f"reference {name} differs from the synthetic video of that name (mean difference "
                     f"{difference:.3f}): it is not the dataset's video"
                 )
+            frames = reference  # the parts' appearance as the file holds it (an mp4's compression included),
+            # so the reference scores exactly 0 against itself; the centres and labels stay the exact ones
         return SyntheticTruth(frames=frames, labels=parts.labels, centers=parts.centers)

@@ -31,12 +31,12 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from mraa.atomic import OWNER_NAME, lock_temp, release_temp, remove_stale_temps, temp_dir
 from mraa.errors import MRAAError
 from mraa.export.onnx import GRAPHS, _export, export_onnx
 from mraa.inference.motion import animation_region_params
@@ -204,8 +204,10 @@ def build_web(
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     models.eval()
-    with tempfile.TemporaryDirectory(dir=output, prefix=".export-") as scratch:
-        scratch = Path(scratch)
+    remove_stale_temps(output, "export")  # what a killed export left
+    scratch = temp_dir(output, "export")  # marked: only mraa's clean-up may remove it (mraa.atomic)
+    lock = lock_temp(scratch)
+    try:
         manifest = export_web_graphs(models, cfg, scratch / "models", default_mode)
         if samples is not None:
             (scratch / "samples").mkdir()
@@ -221,8 +223,13 @@ def build_web(
             if path.is_file():
                 shutil.copyfile(path, scratch / path.name)
         for path in sorted(p for p in scratch.rglob("*") if p.is_file()):
+            if path.name == OWNER_NAME:
+                continue
             target = output / path.relative_to(scratch)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        release_temp(lock)
     log.debug("web page for %dx%d frames in %s", *manifest["size"], output)
     return output

@@ -282,12 +282,26 @@ def needs_framing(
     return options, False
 
 
+def check_preview_path(path: str | os.PathLike) -> Path:
+    """``path`` as a Path when it names an image file mraa can write (else :class:`MRAAError`, before any work)."""
+    from mraa.data.video_io import IMAGE_SUFFIXES
+
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise MRAAError(
+            f"--crop-preview {path} is not an image file name: use one of {', '.join(sorted(IMAGE_SUFFIXES))}"
+        )
+    return path
+
+
 def prepare_framing(
     animator: FramingModel, source: Any, driving: Any, crop: bool | str = "none", paste_back: str | bool | None = None,
     output_size: str | tuple[int, int] | None = None, best_frame: bool = False, preview=None,
 ) -> tuple[FramedRun | None, bool]:  # fmt: skip
     """A :class:`FramedRun` for ``source`` and ``driving`` when :func:`needs_framing`, else (None, centre?).
     ``preview``: a path for a picture of the boxes (written here)."""
+    if preview is not None:
+        check_preview_path(preview)
     options, center = needs_framing(
         animator, crop, paste_back, output_size, best_frame, preview is not None, source
     )
