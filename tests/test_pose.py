@@ -74,3 +74,13 @@ def test_bad_input_and_missing_extra(detector, monkeypatch):
     monkeypatch.setattr(pose, "pose_available", lambda: False)
     with pytest.raises(MRAAError, match=r"'pose' extra.*ai-edge-litert"):
         pose.PoseDetector()
+
+
+@pytest.mark.skipif(not pose_available(), reason="needs the pose extra")
+def test_making_a_detector_prints_nothing():
+    """LiteRT's C++ "Created TensorFlow Lite XNNPACK delegate" line must not reach the user's terminal."""
+    import subprocess
+
+    code = "from mraa.pose import PoseDetector; PoseDetector()"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stderr == "" and result.stdout == ""

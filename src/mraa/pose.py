@@ -20,9 +20,13 @@ landmark at the centre of the top-left pixel is ``(0.5, 0.5)``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import math
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,9 +175,32 @@ def _interpreter(path: Path) -> Any:
 
     if not path.is_file():
         raise MRAAError(f"pose model file missing: {path}; reinstall mraa")
-    interpreter = Interpreter(model_path=str(path), num_threads=1)
-    interpreter.allocate_tensors()
+    with _native_stderr_silenced():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+        interpreter = Interpreter(model_path=str(path), num_threads=1)
+        interpreter.allocate_tensors()
     return interpreter
+
+
+def _flush_c_streams() -> None:
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):  # no C library to reach: nothing to flush
+        ctypes.CDLL(None).fflush(None)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 pointed at /dev/null for the block (the message comes from C++, not Python)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        _flush_c_streams()  # C stdio may hold the message in its buffer until exit
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class PoseDetector:
