@@ -18,7 +18,7 @@ Variants (``--variants``, comma-separated): ``fp32`` (batch 1), ``fp32-b4``, ``b
 (onnxruntime backend), ``compile`` (torch.compile, inductor), ``fp32-b8`` / ``bf16-b8`` (GPU batches),
 ``fp16`` (CUDA).
 
-    python benchmarks/animate.py --official /work/scratch/official --frames 4 --repeats 3 --mode avd
+    python benchmarks/animate.py --official OFFICIAL_DIR --frames 4 --repeats 3 --mode avd
     python benchmarks/animate.py --variants fp32,bf16 --psnr --profile       # no official code needed
     python benchmarks/animate.py --device cuda --variants fp32-b8,bf16-b8,compile --frames 32   # GPU
 

@@ -14,14 +14,15 @@ Settings:
   spinning wait policy, torch's thread count);
 - ``default``: what ``mraa animate`` does now (``mraa.runtime.prepare_process``);
 - hand-tuned: ``passive-1t`` (OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1), ``passive-2t``,
-  ``active-2t`` (OMP_WAIT_POLICY=ACTIVE OMP_NUM_THREADS=2).
+  ``active-2t`` (OMP_WAIT_POLICY=ACTIVE OMP_NUM_THREADS=2), and ``spin-3k`` / ``spin-30k`` / ``spin-300k``
+  (GOMP_SPINCOUNT=N with 2 threads: spin N times, then sleep; 300k is libgomp's own default).
 
 Models: ``shipped`` (the shipped model, its sample source and a 100-frame clip made from its driving video,
 played forward then backward) and ``vox256`` (configs/vox256.yaml, random weights, 4 frames).
 
     python benchmarks/contention.py --rounds 3                         # idle, 1 and 2 neighbours, the app
     python benchmarks/contention.py --models shipped --neighbours 0,1 --settings before,default
-    python benchmarks/contention.py --official /work/scratch/official  # adds the idle side-by-side run
+    python benchmarks/contention.py --official OFFICIAL_DIR  # adds the idle side-by-side run
     python benchmarks/contention.py --train data/synth --rounds 2     # training: 0/1/2 data-loader workers
 """
 
@@ -47,6 +48,9 @@ SETTINGS = {  # name: environment (None: remove the variable)
     "passive-1t": {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"},
     "passive-2t": {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "2"},  # = default on 2 CPUs
     "active-2t": {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "2"},
+    "spin-3k": {"GOMP_SPINCOUNT": "3000", "OMP_NUM_THREADS": "2"},
+    "spin-30k": {"GOMP_SPINCOUNT": "30000", "OMP_NUM_THREADS": "2"},
+    "spin-300k": {"GOMP_SPINCOUNT": "300000", "OMP_NUM_THREADS": "2"},
 }
 VOX_FRAMES = 4
 
