@@ -16,11 +16,11 @@ import numpy as np
 
 from mraa.atomic import atomic_path, lock_temp, release_temp, temp_dir, unmark_dir
 from mraa.errors import MRAAError
+from mraa.image import MIN_IMAGE_SIDE, centre_crop_box, check_image_size, fit_frame  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-MIN_IMAGE_SIDE = 8  # smaller inputs are refused rather than blown up into a blur
 
 
 def to_rgb_uint8(image: np.ndarray, name: str = "image", warn: bool = True) -> np.ndarray:
@@ -126,14 +126,6 @@ def check_output_parent(path: str | os.PathLike) -> Path:
     return path
 
 
-def check_image_size(image: np.ndarray, name: str = "image", minimum: int = MIN_IMAGE_SIDE) -> np.ndarray:
-    """Refuse an image smaller than ``minimum`` pixels on a side (it would only be blown up into a blur)."""
-    h, w = image.shape[:2]
-    if h < minimum or w < minimum:
-        raise MRAAError(f"{name} is only {w}x{h} pixels; at least {minimum}x{minimum} are needed")
-    return image
-
-
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write one uint8 image atomically."""
     import imageio.v3 as iio
@@ -166,37 +158,6 @@ def verify_image(path: str | os.PathLike, size: tuple[int, int], name: str | Non
         raise MRAAError(
             f"{name or path}: the written image is {width}x{height}, expected {size[1]}x{size[0]}"
         )
-
-
-def centre_crop_box(height: int, width: int, aspect: float) -> tuple[int, int, int, int]:
-    """``(y0, y1, x0, x1)`` of the largest centred crop of width/height ratio ``aspect``."""
-    if width / height > aspect:
-        new_w = max(1, round(height * aspect))
-        x0 = (width - new_w) // 2
-        return 0, height, x0, x0 + new_w
-    new_h = max(1, round(width / aspect))
-    y0 = (height - new_h) // 2
-    return y0, y0 + new_h, 0, width
-
-
-def fit_frame(
-    frame: np.ndarray, size: tuple[int, int], crop: bool = False, name: str = "an input image"
-) -> np.ndarray:
-    """Resize a uint8 frame to ``size`` (H, W); with ``crop`` first take the centred crop of that aspect ratio.
-
-    Uses Pillow's anti-aliased bilinear filter (like scikit-image's ``resize``, which the official demo uses).
-    Frames under :data:`MIN_IMAGE_SIDE` pixels on a side are refused (they would be blown up into a blur).
-    """
-    from PIL import Image
-
-    check_image_size(frame, name)
-    h, w = size
-    if crop:
-        y0, y1, x0, x1 = centre_crop_box(frame.shape[0], frame.shape[1], w / h)
-        frame = frame[y0:y1, x0:x1]
-    if frame.shape[:2] == (h, w):
-        return frame
-    return np.asarray(Image.fromarray(frame).resize((w, h), Image.BILINEAR))
 
 
 class FolderWriter:
