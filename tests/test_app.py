@@ -115,6 +115,19 @@ class TestService:
             service.load_driving(inputs["not_image"])
         assert str(inputs["not_image"].parent) not in str(info.value)
 
+    def test_auto_mode_is_the_commands_choice_for_a_photo(self, service, inputs, tmp_path):
+        """The app's "auto" mode (its default) picks what `mraa animate` picks: relative for a photo that is
+        not at the shipped model's size, the model's own mode (avd) for its sample-sized pictures."""
+        from mraa.data.video_io import read_image, write_image
+
+        service.animator.has_trained_avd = True  # a model whose own mode is avd, as the shipped one
+        service.animator.shipped_model = True
+        photo = tmp_path / "portrait.png"
+        write_image(photo, np.repeat(np.repeat(read_image(inputs["source"]), 3, axis=0), 2, axis=1))
+        assert service.animate(photo, inputs["driving"], mode="auto").mode == "relative"
+        assert service.animate(inputs["source"], inputs["driving"], mode=None).mode == "avd"
+        assert service.animate(photo, inputs["driving"], mode="standard").mode == "standard"
+
     def test_options_are_validated(self, service):
         assert service.check_options(None, None) == ("relative", "still")
         assert service.check_options("standard", " left:0.02 ") == ("standard", "left:0.02")

@@ -185,9 +185,11 @@ class AnimationService(UploadReader, PartsMixin):
         source (the video then has the source's size, or ``output_size`` "WxH"). The output keeps the
         driving video's frame rate and audio. Inputs are checked first, so a bad upload fails early.
         """
-        from mraa.framing import Compositor, parse_output_size
+        from mraa.framing import Compositor, default_mode_for, parse_output_size
         from mraa.inference.pipeline import AnimateOptions, DecodedDriving, animate_file
 
+        if not mode or mode == "auto":  # what `mraa animate` picks for this source (mraa.framing)
+            mode = default_mode_for(self.animator, source_path)
         mode, background = self.check_options(mode, background)
         size = self._check_output_size(parse_output_size(output_size))
         image, box, source, clip, notes = self._framed_inputs(source_path, driving_path, crop)

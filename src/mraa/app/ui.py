@@ -28,6 +28,7 @@ DEFAULT_THRESHOLD = 1e-3  # as mraa.segmentation, which this module does not imp
 MODEL_QUEUE = "model"  # concurrency id shared by every event that runs the network
 
 MODE_HELP = (
+    "auto: as `mraa animate` chooses (the model's mode; relative for a photo with the shipped model); "
     "standard: the driving regions as they are; relative: the driving motion since its first frame, applied "
     "to the source; avd: the shape-pose disentanglement network (needs a trained AVD network)"
 )
@@ -228,8 +229,8 @@ class _AnimateControls:
         with gr.Row():
             with gr.Column(scale=1):
                 self.mode = gr.Radio(
-                    list(MODES),
-                    value=service.animator.default_mode(),
+                    ["auto", *MODES],
+                    value="auto",
                     label="Mode",
                     info=MODE_HELP,
                     elem_id="mode",
