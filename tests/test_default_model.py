@@ -87,3 +87,4 @@ def test_demo_command_writes_its_outputs(tmp_path):
     assert (tmp_path / "demo" / "animation.mp4").is_file()
     assert (tmp_path / "demo" / "visualization.mp4").is_file()
     assert (tmp_path / "demo" / "segmentation" / "overlay.png").is_file()
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--quiet"]) == 0  # `make demo` again

@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
                 str(source),
                 "--output",
                 str(out / "segmentation"),
+                "--overwrite",  # the demo's own fixed outputs, replaced on every run as animate's are
                 "--device",
                 args.device,
                 *quiet,
