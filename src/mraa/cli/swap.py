@@ -70,6 +70,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="animation mode for the source (default standard, which lines the parts up with the driving "
         "frame; see `mraa animate --help`)",
     )
+    _add_mask_and_run_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def _add_mask_and_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the driving frames are segmented (--threshold, --labels) and run (--batch-size, --fps, ...)."""
     parser.add_argument(
         "--threshold",
         type=float,
@@ -89,7 +95,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--crop", action="store_true", help="centre-crop inputs to the model's aspect ratio first"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
 
 
 def pick_path(args: argparse.Namespace) -> Path:

@@ -220,30 +220,10 @@ def fit(
         ddp_model = wrap_ddp(model, info, find_unused_parameters=task.find_unused_parameters)
         if not _report_plan(task, run, info):  # already trained for num_epochs
             return TrainResult.from_state(log_dir, run.state)
-        save = checkpoint_writer(cfg, models, optimizer, schedule, task=task, info=info, log_dir=log_dir)
-        save = prune_after_save(save, task.params, resumed_from(run, task.mode))
-        logger = TrainLogger(log_dir, enabled=info.is_main, mode=task.mode, tensorboard=options.tensorboard)
-        logger.truncate_after(run.state.pairs_seen)
-        try:
-            state = run_epochs(
-                ddp_model,
-                optimizer,
-                schedule,
-                run.loader,
-                run.state,
-                info=info,
-                num_epochs=task.params.num_epochs,
-                checkpoint_freq=task.params.checkpoint_freq,
-                save=save,
-                logger=logger,
-                rng=rng,
-                amp=amp,
-                visualize=task.visualize if options.visualize else None,
-                progress=options.progress,
-                desc=run_tag(task.mode),
-            )
-        finally:
-            logger.close()
+        state = _train_epochs(
+            cfg, models, ddp_model, optimizer, schedule, run, rng, amp,
+            task=task, options=options, info=info, log_dir=log_dir,
+        )  # fmt: skip
         return TrainResult.from_state(log_dir, state)
     except BaseException:
         # a new run that failed before its first checkpoint has nothing to resume: its config.yaml and
@@ -258,6 +238,37 @@ def fit(
         if failed_new_run and plan.new_folder:
             remove_empty_run_dir(log_dir)
         cleanup_distributed(info)
+
+
+def _train_epochs(
+    cfg: MRAAConfig, models: MRAAModels, ddp_model, optimizer, schedule, run: RunSetup, rng, amp,
+    *, task: Task, options: RunOptions, info, log_dir: Path,
+):  # fmt: skip
+    """The epochs of :func:`fit`, with its checkpoint writer (thinned as configured) and metrics logger."""
+    save = checkpoint_writer(cfg, models, optimizer, schedule, task=task, info=info, log_dir=log_dir)
+    save = prune_after_save(save, task.params, resumed_from(run, task.mode))
+    logger = TrainLogger(log_dir, enabled=info.is_main, mode=task.mode, tensorboard=options.tensorboard)
+    logger.truncate_after(run.state.pairs_seen)
+    try:
+        return run_epochs(
+            ddp_model,
+            optimizer,
+            schedule,
+            run.loader,
+            run.state,
+            info=info,
+            num_epochs=task.params.num_epochs,
+            checkpoint_freq=task.params.checkpoint_freq,
+            save=save,
+            logger=logger,
+            rng=rng,
+            amp=amp,
+            visualize=task.visualize if options.visualize else None,
+            progress=options.progress,
+            desc=run_tag(task.mode),
+        )
+    finally:
+        logger.close()
 
 
 @dataclass
