@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 
 # idle OpenMP threads sleep instead of spinning: on a loaded 2-core machine spinning made tests 3-4x slower
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -58,3 +60,19 @@ def require_case_a():
     if not (CASE_A / "io.pt").is_file():
         pytest.skip(f"parity reference not found at {CASE_A}")
     return CASE_A
+
+
+@contextlib.contextmanager
+def tmpfs(folder, size: str):
+    """A tmpfs of ``size`` (e.g. "8k") mounted on a new ``folder`` for a full-disk test (needs root and mount;
+    the test is skipped otherwise); unmounted afterwards."""
+    folder.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
+    )
+    if result.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)

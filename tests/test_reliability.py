@@ -22,6 +22,8 @@ from mraa.data import video_io
 from mraa.data.video_io import VideoWriter, iter_video, probe_video, read_image, write_image, write_video
 from mraa.errors import MRAAError
 
+from .conftest import tmpfs
+
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 
@@ -318,17 +320,8 @@ def test_enospc_while_writing_an_image(tmp_path, monkeypatch):
 @pytest.fixture
 def small_disk(tmp_path):
     """An 8 KiB tmpfs (needs root and mount; skipped otherwise)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mount)], capture_output=True
-    )
-    if result.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with tmpfs(tmp_path / "disk", "8k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_animate_on_a_full_disk_writes_nothing(base, small_disk, capsys):

@@ -24,7 +24,7 @@ from mraa.cli import main
 from mraa.data.video_io import write_image, write_video
 from mraa.errors import MRAAError
 
-from .conftest import ROOT
+from .conftest import ROOT, tmpfs
 
 TINY = ROOT / "configs" / "tiny.yaml"
 # the exact look-alikes that remove_stale_temps used to delete (folders recursively)
@@ -362,17 +362,8 @@ def test_onnx_dir_of_another_checkpoint_is_refused(files, tmp_path, capsys):
 @pytest.fixture
 def full_disk(tmp_path):
     """A 64 KiB tmpfs (needs root and mount; skipped otherwise)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
-    )
-    if result.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with tmpfs(tmp_path / "disk", "64k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_checkpoint_and_export_on_a_full_disk(files, full_disk, capsys):
