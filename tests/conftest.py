@@ -21,6 +21,17 @@ LAYOUTS = SHARED / "reference" / "checkpoint-layout"
 
 torch.set_num_threads(2)
 
+# headless Chromium as root on a machine with no network (Debian's chromium; tests/test_app.py, test_web.py)
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
 
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")

@@ -27,16 +27,9 @@ from mraa.animate import Animator
 from mraa.app import AnimationService, Limits, Samples, find_samples, has_segmentation
 from mraa.errors import MRAAError
 
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
+from .conftest import CHROMIUM_FLAGS as BASE_CHROMIUM_FLAGS
+
+CHROMIUM_FLAGS = [*BASE_CHROMIUM_FLAGS, "--autoplay-policy=no-user-gesture-required"]
 NUM_FRAMES, FPS = 8, 8.0
 # Gradio 6.31's queue calls pandas APIs that pandas 3 deprecates: not ours to fix
 pytestmark = [

@@ -23,14 +23,10 @@ import torch
 from mraa.animate import DEFAULT_MODEL_DIR, animation_region_params, movement_scale
 from mraa.geometry import convex_hull_area
 
+from .conftest import CHROMIUM_FLAGS as BASE_CHROMIUM_FLAGS
+
 CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    *BASE_CHROMIUM_FLAGS,
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
 ]
