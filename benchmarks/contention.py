@@ -41,9 +41,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "src" / "mraa" / "assets" / "default"
 OFFICIAL_BENCH = ROOT.parent / "shared" / "tools" / "official_bench.py"
-THREAD_ENV = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GOMP_SPINCOUNT")
+THREAD_ENV = (
+    "OMP_WAIT_POLICY",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "GOMP_SPINCOUNT",
+    "MRAA_ADAPTIVE_THREADS",
+)
 SETTINGS = {  # name: environment (None: remove the variable)
-    "before": {},
+    "before": {"MRAA_ADAPTIVE_THREADS": "0"},
     "default": {},
     "passive-1t": {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"},
     "passive-2t": {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "2"},  # = default on 2 CPUs

@@ -8,6 +8,8 @@ import subprocess
 
 # idle OpenMP threads sleep instead of spinning: on a loaded 2-core machine spinning made tests 3-4x slower
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# a fixed thread count (mraa.governor off), so results do not depend on what else the machine runs
+os.environ.setdefault("MRAA_ADAPTIVE_THREADS", "0")
 
 from pathlib import Path  # noqa: E402
 

@@ -92,12 +92,22 @@ class TestBudgetAndPlan:
         assert [io_threads_for(n) for n in (1, 2, 4, 8, 16, 64)] == [1, 1, 1, 2, 4, 4]
 
 
+FIXED = {"MRAA_ADAPTIVE_THREADS": "0"}  # the governor turned off: mraa falls back to the passive policy
+
+
 class TestPrepareEnvironment:
-    def test_process_writes_passive_and_the_budget(self):
+    def test_process_writes_the_budget_and_keeps_the_short_spin_for_the_governor(self):
         env: dict[str, str] = {}
         plan = prepare_environment(env, process=True, budget=CpuBudget(3, 8, 3.0))
-        assert env == {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "3"}
-        assert plan.wait_policy == "PASSIVE" and plan.compute_threads == 3
+        assert env == {"OMP_NUM_THREADS": "3"}
+        assert plan.adaptive and plan.wait_policy == "" and plan.compute_threads == 3
+        assert "fewer while other processes use the CPUs" in plan.describe()
+
+    def test_process_writes_passive_and_the_budget_without_the_governor(self):
+        env = dict(FIXED)
+        plan = prepare_environment(env, process=True, budget=CpuBudget(3, 8, 3.0))
+        assert env == {**FIXED, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "3"}
+        assert not plan.adaptive and plan.wait_policy == "PASSIVE" and plan.compute_threads == 3
 
     def test_users_settings_are_kept(self):
         env = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "1"}
@@ -111,7 +121,10 @@ class TestPrepareEnvironment:
         cpus = os.cpu_count() or 1
         env: dict[str, str] = {}
         prepare_environment(env, budget=CpuBudget(cpus, cpus, None))
-        assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
+        assert env == {}
+        env = dict(FIXED)
+        prepare_environment(env, budget=CpuBudget(cpus, cpus, None))
+        assert env == {**FIXED, "OMP_WAIT_POLICY": "PASSIVE"}
         if cpus > 1:
             env = {}
             prepare_environment(env, budget=CpuBudget(cpus - 1, cpus, cpus - 1.0))
@@ -138,6 +151,7 @@ class TestPrepareEnvironment:
 def _mraa_threads_line(env_extra: dict[str, str]) -> str:
     """The thread line ``python -m mraa -v`` logs, run with the thread variables of ``env_extra`` only."""
     env = {k: v for k, v in os.environ.items() if k not in runtime.THREAD_VARIABLES + runtime.WAIT_VARIABLES}
+    env.pop("MRAA_ADAPTIVE_THREADS", None)
     env.update(env_extra, PYTHONPATH=str(ROOT / "src"))
     result = subprocess.run(
         [sys.executable, "-m", "mraa", "-v"],
@@ -153,20 +167,26 @@ def _mraa_threads_line(env_extra: dict[str, str]) -> str:
     return lines[0]
 
 
-def test_command_line_starts_passive_unless_the_user_chose():
+def test_command_line_adapts_unless_the_user_chose():
     line = _mraa_threads_line({})
-    assert "OMP_WAIT_POLICY PASSIVE" in line and "set by the user" not in line
+    assert "fewer while other processes use the CPUs" in line and "set by the user" not in line
+    assert "OMP_WAIT_POLICY unset" in line
+    line = _mraa_threads_line(FIXED)
+    assert "OMP_WAIT_POLICY PASSIVE" in line and "fewer" not in line
     line = _mraa_threads_line({"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "1"})
     assert (
         "OMP_WAIT_POLICY ACTIVE" in line and "1 compute threads (OMP_NUM_THREADS=1, set by the user)" in line
     )
+    assert "fewer" not in line
 
 
-def test_torch_in_a_fresh_process_gets_the_environment():
+@pytest.mark.parametrize(("extra", "expected"), [({}, "None"), (FIXED, "PASSIVE")])
+def test_torch_in_a_fresh_process_gets_the_environment(extra, expected):
     code = "import os, mraa, torch; print(os.environ.get('OMP_WAIT_POLICY'), torch.get_num_threads())"
     env = {k: v for k, v in os.environ.items() if k not in runtime.THREAD_VARIABLES + runtime.WAIT_VARIABLES}
-    env["PYTHONPATH"] = str(ROOT / "src")
+    env.pop("MRAA_ADAPTIVE_THREADS", None)
+    env.update(extra, PYTHONPATH=str(ROOT / "src"))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180)
     policy, threads = out.stdout.split()
-    assert policy == "PASSIVE"
+    assert policy == expected
     assert int(threads) <= runtime.cpu_budget().cpus

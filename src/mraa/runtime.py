@@ -1,27 +1,32 @@
 """Threads and the OpenMP wait policy of a process that computes (README "Threads and busy machines").
 
 torch's CPU kernels run on an OpenMP pool (libgomp), which reads ``OMP_WAIT_POLICY`` and
-``OMP_NUM_THREADS`` once, when the library is loaded by ``import torch``. By default its idle threads spin
-for a while after each parallel region; on a machine where anything else runs (a busy neighbour, our own
-reader/writer threads, ffmpeg) the spinning threads take the cores that the others need: an animation took 3.5x its idle time beside one
-busy process, and 8x the passive policy's time on a loaded machine (docs/benchmarks.md, "A busy machine").
-So, before torch is loaded:
+``OMP_NUM_THREADS`` once, when the library is loaded by ``import torch``. Its idle threads spin for a few
+milliseconds after each parallel region: the fast choice on an idle machine, the slow one beside a busy
+process (the spinning threads take the cores the others need: an animation took 3.5x its idle time
+beside one busy process; docs/benchmarks.md, "A busy machine"). So, before torch is loaded:
 
-- ``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep) unless the user set ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``;
 - compute threads = the CPUs this process may use: the affinity mask (``taskset``, ``docker --cpuset-cpus``)
   and the cgroup v2/v1 CPU quota (``docker --cpus``, Kubernetes limits), rounded down, at least 1. It is
   written to ``OMP_NUM_THREADS`` only when the user configured no thread count (``OMP_NUM_THREADS``,
   ``MKL_NUM_THREADS``) and, for the Python API, only when it is below the machine's CPU count;
+- where the user configured no thread count, OpenMP keeps its short spin and :mod:`mraa.governor` follows
+  the load while mraa computes: fewer compute threads while other processes use the CPUs, all of them
+  when the machine is idle again;
+- otherwise (a thread count set by the user, ``MRAA_ADAPTIVE_THREADS=0``, or no ``/proc/stat``):
+  ``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep) unless the user set ``OMP_WAIT_POLICY`` or
+  ``GOMP_SPINCOUNT``;
 - I/O threads (ffmpeg decoding and encoding): 1 up to 4 CPUs, a quarter of them beyond (at most 4).
 
 The command line calls :func:`prepare_process` before anything imports torch; ``import mraa`` calls
-:func:`prepare_environment`, which changes nothing once torch (or another OpenMP runtime) is loaded: then
-set ``OMP_WAIT_POLICY=PASSIVE`` in the shell, or ``os.environ`` before ``import torch``. mraa never calls
-``torch.set_num_threads``, so the user's call wins.
+:func:`prepare_environment`, which writes nothing once torch (or another OpenMP runtime) is loaded (the
+governor still runs then, unless the user set a thread count). mraa calls ``torch.set_num_threads`` only
+through the governor, which stops for good once anyone else calls it: the user's call wins.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -30,6 +35,8 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from mraa import governor
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +72,16 @@ class ThreadPlan:
     io_threads: int  # ffmpeg decode / encode
     user_threads: str | None  # the user's thread setting (e.g. "OMP_NUM_THREADS=1"), if any
     wait_policy: str  # OMP_WAIT_POLICY as the process has it ("" when unset)
+    adaptive: bool = False  # mraa.governor follows the load
 
     def describe(self) -> str:
         threads = f"{self.compute_threads} compute threads"
         threads += (
             f" ({self.user_threads}, set by the user)" if self.user_threads else f" ({self.budget.source})"
         )
-        wait = self.wait_policy or "unset (OpenMP spins)"
+        if self.adaptive:
+            threads += ", fewer while other processes use the CPUs"
+        wait = self.wait_policy or "unset (OpenMP spins briefly)"
         return f"{threads}, {self.io_threads} I/O thread(s), OMP_WAIT_POLICY {wait}"
 
 
@@ -175,7 +185,8 @@ def plan_threads(env: MutableMapping[str, str] | None = None, budget: CpuBudget 
     user, count = _user_threads(env)
     compute = count if count is not None else budget.cpus
     wait = env.get("OMP_WAIT_POLICY", "")
-    return ThreadPlan(budget, compute, io_threads_for(budget.cpus), user, wait)
+    adaptive = governor.enabled_by(env, user) and governor.available()
+    return ThreadPlan(budget, compute, io_threads_for(budget.cpus), user, wait, adaptive)
 
 
 def openmp_started() -> bool:
@@ -194,25 +205,31 @@ def prepare_environment(
 ) -> ThreadPlan:
     """Set the OpenMP environment for compute, if OpenMP has not started yet; returns the plan.
 
-    Writes ``OMP_WAIT_POLICY=PASSIVE`` unless the user set a wait policy, and ``OMP_NUM_THREADS`` unless
-    the user set a thread count. ``process`` (the command line, which owns its process) always writes the
-    thread count; otherwise (the Python API) only when the CPU budget is below the CPU count, the case that
-    torch's own default gets wrong (a container's quota or affinity).
+    Where the user set no thread count (and did not set ``MRAA_ADAPTIVE_THREADS=0``) and the load can be
+    read, the thread governor is allowed (:mod:`mraa.governor`) and OpenMP keeps its wait policy;
+    otherwise writes ``OMP_WAIT_POLICY=PASSIVE`` unless the user set a wait policy. Writes
+    ``OMP_NUM_THREADS`` unless the user set a thread count: ``process`` (the command line, which owns its
+    process) always; otherwise (the Python API) only when the CPU budget is below the CPU count, the case
+    that torch's own default gets wrong (a container's quota or affinity).
     """
     env = os.environ if env is None else env
     plan = plan_threads(env, budget)
+    adaptive = plan.adaptive
+    if adaptive and env is os.environ:
+        governor.allow(plan.budget.cpus, governor.take_sample())
     if env is os.environ and openmp_started():
+        plan = plan_threads(env, plan.budget)
         log.debug("threads: OpenMP already started, mraa leaves its settings: %s", plan.describe())
         return plan
     wanted = {}
-    if not any(env.get(name) for name in WAIT_VARIABLES):
+    if not adaptive and not any(env.get(name) for name in WAIT_VARIABLES):
         wanted["OMP_WAIT_POLICY"] = "PASSIVE"
     if plan.user_threads is None and (process or plan.budget.cpus < (os.cpu_count() or plan.budget.cpus)):
         wanted["OMP_NUM_THREADS"] = str(plan.compute_threads)
     env.update(wanted)
     if env is os.environ:
         _written.update(wanted)
-    return plan_threads(env, plan.budget)
+    return dataclasses.replace(plan, wait_policy=env.get("OMP_WAIT_POLICY", ""))
 
 
 def prepare_process() -> ThreadPlan:

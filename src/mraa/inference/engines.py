@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from mraa.errors import MRAAError
 from mraa.geometry import RegionParams, covar_to_affine
+from mraa.governor import adapt_threads
 from mraa.models import MRAAModels
 from mraa.modules.fusion import fuse_conv_bn, inference_form
 from mraa.modules.packed import cpu_bf16_supported, pack_for_cpu_inference, packing_available
@@ -160,6 +161,7 @@ class TorchEngine:
         self._generator = torch.compile(self.models.generator) if compile else self.models.generator
 
     def _on_device(self, frames: Tensor) -> Tensor:
+        adapt_threads()  # fewer compute threads while other processes use the CPUs (mraa.governor)
         return frames.to(self.device).contiguous(memory_format=self.memory_format)
 
     @torch.no_grad()
@@ -181,6 +183,7 @@ class TorchEngine:
 
     @torch.no_grad()
     def render(self, state: SourceState, region_params: RegionParams, bg_params: Tensor | None) -> dict:
+        adapt_threads()
         b = region_params["shift"].shape[0]
         source_params = {k: v.expand(b, *v.shape[1:]) for k, v in state.region_params.items()}
         flow = self.models.generator.pixelwise_flow_predictor

@@ -1,0 +1,252 @@
+"""Compute threads that follow the machine's load (README "Threads and busy machines").
+
+OpenMP's threads wait for work by spinning for a few milliseconds, then sleeping. On an idle machine the
+spin is the fast choice (a sleeping thread costs a wake-up for every one of the thousands of small
+parallel regions a frame needs); beside a busy process it is the slow one (a spinning thread holds a core
+the other process wants, and a parallel region waits for its slowest, pre-empted thread). OpenMP reads its
+wait policy once, so mraa keeps OpenMP's default spin and changes what it can change at any time: the
+number of compute threads.
+
+:func:`adapt_threads`, called by the compute loops (the inference engine before each batch, the training
+step), samples every :data:`INTERVAL_S` how much of this process's CPUs other processes used
+(``/proc/stat`` over the affinity mask, minus this process's own CPU time), and sets torch's thread
+count to the CPUs left free, shared between the threads of this process that compute at the same time
+(the app's concurrent requests): one thread beside a busy neighbour on two cores, all of them again
+once it stops. A thread is dropped after one sample that says so, added back after :data:`UP_SAMPLES`.
+
+It stays out of the way of a user's choice: it is off when ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` is
+set, when ``MRAA_ADAPTIVE_THREADS=0``, where ``/proc/stat`` cannot be read (then mraa sets
+``OMP_WAIT_POLICY=PASSIVE`` instead, see :mod:`mraa.runtime`), and for good once ``torch.set_num_threads``
+was called by anyone else. It never raises the thread count above the one torch started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SWITCH = "MRAA_ADAPTIVE_THREADS"  # "0" turns the governor off
+PROC_STAT = Path("/proc/stat")
+INTERVAL_S = 0.25  # seconds between load samples
+UP_SAMPLES = 2  # consecutive samples with room to spare before a thread is added
+ACTIVE_S = 1.0  # a thread that computed within this many seconds shares the CPUs
+STARTUP_SAMPLE_MAX_AGE_S = 20.0  # an older start-up sample is not used for the first decision
+DOWN_MARGIN = 0.4  # free CPUs are rounded up from .6 when deciding to drop a thread ...
+UP_MARGIN = 0.2  # ... and from .8 when deciding to add one (hysteresis)
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass(frozen=True)
+class LoadSample:
+    """CPU time counters at one moment: all processes on our CPUs, and this process."""
+
+    time: float  # time.monotonic()
+    busy: float  # CPU seconds spent on our CPUs by anything (user, system, irq, steal)
+    own: float  # CPU seconds of this process (all its threads)
+
+
+def busy_seconds(stat_text: str, cpus: frozenset[int] | None = None) -> float | None:
+    """Busy CPU seconds summed over ``cpus`` (all CPUs when None) from the text of ``/proc/stat``."""
+    total, found = 0, False
+    for line in stat_text.splitlines():
+        if not line.startswith("cpu") or line.startswith("cpu "):
+            continue
+        name, *fields = line.split()
+        try:
+            index = int(name[3:])
+            values = [int(x) for x in fields[:8]] + [0] * (8 - len(fields[:8]))
+        except ValueError:
+            continue
+        if cpus is not None and index not in cpus:
+            continue
+        user, nice, system, _idle, _iowait, irq, softirq, steal = values
+        total += user + nice + system + irq + softirq + steal
+        found = True
+    return total / _TICK if found else None
+
+
+def affinity_set() -> frozenset[int] | None:
+    try:
+        return frozenset(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def take_sample(cpus: frozenset[int] | None = None, stat: Path = PROC_STAT) -> LoadSample | None:
+    """The counters now, or None where ``/proc/stat`` cannot be read (not Linux)."""
+    try:
+        busy = busy_seconds(stat.read_text(), cpus)
+    except OSError:
+        return None
+    if busy is None:
+        return None
+    return LoadSample(time.monotonic(), busy, time.process_time())
+
+
+def others_cpus(before: LoadSample, after: LoadSample) -> float:
+    """CPUs (0..n) that other processes kept busy on our CPUs between two samples."""
+    elapsed = after.time - before.time
+    if elapsed <= 0:
+        return 0.0
+    return max(0.0, ((after.busy - before.busy) - (after.own - before.own)) / elapsed)
+
+
+def choose_threads(current: int, maximum: int, free: float, sharing: int = 1, streak: int = 0) -> int:
+    """The thread count for one computing thread: ``free`` CPUs shared by ``sharing`` computing threads.
+
+    Drops at once when the share rounds (from .6) below ``current``; adds only when it rounds (from .8)
+    above it and ``streak`` earlier samples said so too.
+    """
+    share = free / max(1, sharing)
+    down = max(1, min(maximum, math.floor(share + DOWN_MARGIN)))
+    if down < current:
+        return down
+    up = max(1, min(maximum, math.floor(share + UP_MARGIN)))
+    if up > current and streak + 1 >= UP_SAMPLES:
+        return up
+    return current
+
+
+def available(stat: Path = PROC_STAT) -> bool:
+    """Whether the load can be read here (Linux ``/proc/stat``)."""
+    return take_sample(stat=stat) is not None
+
+
+def enabled_by(env: MutableMapping[str, str], user_threads: str | None) -> bool:
+    """Whether the governor may run: the user set no thread count and did not turn it off."""
+    return user_threads is None and env.get(SWITCH, "").strip() not in ("0", "false", "no", "off")
+
+
+class ThreadGovernor:
+    """Sets torch's thread count in each computing thread from the load samples (see the module docs).
+
+    Args:
+        maximum: the most threads a computing thread gets (torch's count when the governor starts).
+        budget: the CPUs this process may use (:class:`mraa.runtime.CpuBudget` ``.cpus``).
+        start: a sample taken earlier (at start-up), so the first decision comes with the first batch.
+    """
+
+    def __init__(
+        self,
+        maximum: int,
+        budget: int,
+        start: LoadSample | None = None,
+        sample: Callable[[], LoadSample | None] | None = None,
+        get_threads: Callable[[], int] | None = None,
+        set_threads: Callable[[int], None] | None = None,
+    ) -> None:
+        import torch
+
+        self.maximum, self.budget = max(1, maximum), max(1, budget)
+        cpus = affinity_set()
+        self._sample = sample or (lambda: take_sample(cpus))
+        self._get = get_threads or torch.get_num_threads
+        self._set = set_threads or torch.set_num_threads
+        self.enabled = True
+        self.target = self.maximum
+        self.others = 0.0  # the last measurement, for logs and tests
+        self._last = start or self._sample()
+        self._streak = 0
+        self._lock = threading.Lock()
+        self._active: dict[int, float] = {}
+        self._local = threading.local()
+        self._global = self.maximum  # the count torch gives a new thread (the last one set)
+        if self._last is None:
+            self.enabled = False
+
+    def adapt(self) -> int:
+        """Re-sample when due and apply the thread count to the calling thread; returns it."""
+        if not self.enabled:
+            return self._get()
+        now = time.monotonic()
+        with self._lock:
+            self._active[threading.get_ident()] = now
+            if now - self._last.time >= INTERVAL_S:
+                self._update(now)
+            target = self.target
+        return self._apply(target)
+
+    def _update(self, now: float) -> None:
+        sample = self._sample()
+        if sample is None:
+            return
+        self.others = others_cpus(self._last, sample)
+        self._last = sample
+        self._active = {k: t for k, t in self._active.items() if now - t <= ACTIVE_S}
+        free = self.budget - self.others
+        chosen = choose_threads(self.target, self.maximum, free, len(self._active), self._streak)
+        share = free / max(1, len(self._active))
+        wants_more = math.floor(share + UP_MARGIN) > self.target
+        self._streak = self._streak + 1 if wants_more and chosen == self.target else 0
+        if chosen != self.target:
+            log.debug(
+                "threads: %d -> %d (other processes use %.2f of %d CPUs, %d computing thread(s))",
+                self.target, chosen, self.others, self.budget, len(self._active),
+            )  # fmt: skip
+            self.target = chosen
+
+    def _apply(self, target: int) -> int:
+        current = self._get()
+        mine = getattr(self._local, "threads", None)
+        if current != mine and (mine is not None or current not in (self.maximum, self._global)):
+            self.enabled = False  # torch.set_num_threads was called by someone else: theirs wins
+            log.debug("threads: torch.set_num_threads(%d) was called; mraa stops adapting", current)
+            return current
+        if current != target:
+            self._set(target)
+            self._global = target
+        self._local.threads = target
+        return target
+
+
+_governor: ThreadGovernor | None = None
+_governor_lock = threading.Lock()
+_startup: LoadSample | None = None
+_allowed = False
+_budget = 1
+
+
+def allow(budget: int, start: LoadSample | None) -> None:
+    """Called by :mod:`mraa.runtime` when the governor may run (the user configured no threads)."""
+    global _allowed, _startup, _budget
+    _allowed, _startup, _budget = True, start, budget
+
+
+def is_allowed() -> bool:
+    return _allowed
+
+
+def disallow() -> None:
+    """Turn the governor off (tests; a user's later choice)."""
+    global _allowed, _governor
+    _allowed, _governor = False, None
+
+
+def adapt_threads() -> None:
+    """Let the governor set this thread's compute threads (cheap: a sample every :data:`INTERVAL_S`)."""
+    global _governor
+    if not _allowed:
+        return
+    if _governor is None:
+        with _governor_lock:
+            if _governor is None:
+                import torch
+
+                start = _startup
+                if start is not None and time.monotonic() - start.time > STARTUP_SAMPLE_MAX_AGE_S:
+                    start = None
+                _governor = ThreadGovernor(torch.get_num_threads(), _budget, start)
+    _governor.adapt()
+
+
+def current() -> ThreadGovernor | None:
+    """The running governor (None before the first batch or when it is off)."""
+    return _governor
