@@ -10,20 +10,25 @@ per round) and the median over rounds is reported, with the load average before 
 the machine may be shared.
 
 Settings:
-- ``before``: torch imported before mraa, so OpenMP keeps its own defaults (the behaviour before mraa.runtime:
-  spinning wait policy, torch's thread count);
-- ``default``: what ``mraa animate`` does now (``mraa.runtime.prepare_process``);
-- hand-tuned: ``passive-1t`` (OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1), ``passive-2t``,
+- ``before``: torch imported before mraa and ``MRAA_ADAPTIVE_THREADS=0``, so OpenMP keeps its own defaults
+  (the behaviour before mraa.runtime: spinning wait policy, torch's thread count, no governor);
+- ``default``: what ``mraa animate`` does now (``mraa.runtime.prepare_process``: OpenMP's short spin and
+  the thread governor, mraa.governor);
+- hand-tuned: ``passive-1t`` (OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1), ``passive-2t`` (mraa's default
+  before the governor, on 2 CPUs),
   ``active-2t`` (OMP_WAIT_POLICY=ACTIVE OMP_NUM_THREADS=2), and ``spin-3k`` / ``spin-30k`` / ``spin-300k``
   (GOMP_SPINCOUNT=N with 2 threads: spin N times, then sleep; 300k is libgomp's own default).
 
 Models: ``shipped`` (the shipped model, its sample source and a 100-frame clip made from its driving video,
-played forward then backward) and ``vox256`` (configs/vox256.yaml, random weights, 4 frames).
+played forward then backward), ``photo`` (the shipped model on the user's path: a real photo,
+tests/data/photos/astronaut_portrait.jpg, framed with ``crop="auto"`` and pasted back into the full 384x512
+photo, driven by a 100-frame 512x512 clip of another real photo under a slow hand-held camera; no real video
+ships with mraa) and ``vox256`` (configs/vox256.yaml, random weights, 4 frames).
 
     python benchmarks/contention.py --rounds 3                         # idle, 1 and 2 neighbours, the app
     python benchmarks/contention.py --models shipped --neighbours 0,1 --settings before,default
     python benchmarks/contention.py --official OFFICIAL_DIR  # adds the idle side-by-side run
-    python benchmarks/contention.py --train data/synth --rounds 2     # training: 0/1/2 data-loader workers
+    python benchmarks/contention.py --train data/synth --rounds 2 --settings before,default  # training
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "src" / "mraa" / "assets" / "default"
+PHOTOS = ROOT / "tests" / "data" / "photos"  # public-domain / CC0 photos (their README gives the sources)
 OFFICIAL_BENCH = ROOT.parent / "shared" / "tools" / "official_bench.py"
 THREAD_ENV = (
     "OMP_WAIT_POLICY",
@@ -52,13 +58,14 @@ SETTINGS = {  # name: environment (None: remove the variable)
     "before": {"MRAA_ADAPTIVE_THREADS": "0"},
     "default": {},
     "passive-1t": {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"},
-    "passive-2t": {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "2"},  # = default on 2 CPUs
+    "passive-2t": {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "2"},  # the default before the governor
     "active-2t": {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "2"},
     "spin-3k": {"GOMP_SPINCOUNT": "3000", "OMP_NUM_THREADS": "2"},
     "spin-30k": {"GOMP_SPINCOUNT": "30000", "OMP_NUM_THREADS": "2"},
     "spin-300k": {"GOMP_SPINCOUNT": "300000", "OMP_NUM_THREADS": "2"},
 }
 VOX_FRAMES = 4
+PHOTO_OPTIONS = {"crop": "auto", "paste_back": "regions"}
 
 
 def loadavg() -> list[float]:
@@ -78,8 +85,11 @@ def child(args) -> None:
 
     animator = load_animator(args.model, Path(args.work))
     run_once = make_app_run(animator, args) if args.app else None
+    source, options = str(ASSETS / "source.png"), {"progress": False}
+    if args.model == "photo":  # the user's path: frame the subject, animate, paste back at full size
+        source, options = str(PHOTOS / "astronaut_portrait.jpg"), {**options, **PHOTO_OPTIONS}
     warm_up = Path(args.work) / f"warm-up-{os.getpid()}.mp4"
-    animate_file(animator, str(ASSETS / "source.png"), args.warm_up, warm_up, progress=False)
+    animate_file(animator, source, args.warm_up, warm_up, **options)
     warm_up.unlink()
     times = []
     for i in range(args.repeats):
@@ -88,7 +98,7 @@ def child(args) -> None:
         if run_once:
             run_once()
         else:
-            animate_file(animator, str(ASSETS / "source.png"), args.driving, output, progress=False)
+            animate_file(animator, source, args.driving, output, **options)
         times.append(time.perf_counter() - start)
         output.unlink(missing_ok=True)
     print(json.dumps({"seconds": min(times), "threads": torch.get_num_threads(), "plan": plan.describe()}))
@@ -97,7 +107,7 @@ def child(args) -> None:
 def load_animator(model: str, work: Path):
     from mraa.animate import Animator
 
-    if model == "shipped":
+    if model in ("shipped", "photo"):
         return Animator.from_checkpoint()
     import torch
 
@@ -133,7 +143,8 @@ def make_app_run(animator, args):
 
 # ----------------------------------------------------------------------------- parent
 def make_clips(work: Path) -> dict[str, str]:
-    """The 100-frame clip (shipped driving video forward then backward) and the short vox256 clip."""
+    """The 100-frame clip (shipped driving video forward then backward), the short vox256 clip, and the
+    100-frame 512x512 clip of a real photo under a moving camera (no real video ships with mraa)."""
     sys.path.insert(0, str(ROOT / "src"))
     from mraa.data.video_io import read_video, write_video
 
@@ -142,7 +153,35 @@ def make_clips(work: Path) -> dict[str, str]:
     write_video(work / "clip100.mp4", clip, fps=25)
     write_video(work / "clip-vox.mp4", clip[:VOX_FRAMES], fps=25)
     write_video(work / "warm-up.mp4", clip[:2], fps=25)
-    return {"shipped": str(work / "clip100.mp4"), "vox256": str(work / "clip-vox.mp4")}
+    write_video(work / "clip-photo.mp4", camera_clip(PHOTOS / "cameraman.jpg", 100), fps=25)
+    return {"shipped": str(work / "clip100.mp4"), "vox256": str(work / "clip-vox.mp4"),
+            "photo": str(work / "clip-photo.mp4")}  # fmt: skip
+
+
+def camera_clip(photo: Path, count: int, size: int = 512) -> list:
+    """``count`` frames (size x size) of ``photo`` under a slow hand-held camera: zoom, pan and roll."""
+    import math
+
+    import numpy as np
+    from PIL import Image
+
+    image = Image.open(photo).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
+    frames = []
+    for t in range(count):
+        phase = 2 * math.pi * t / count
+        zoom = 1.0 + 0.12 * (1 - math.cos(phase)) / 2
+        angle = math.radians(3.0 * math.sin(phase))
+        dx, dy = 18 * math.sin(phase), 10 * math.sin(2 * phase)
+        cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
+        centre = size / 2
+        # output pixel -> input pixel (PIL's inverse affine): rotate and scale about the centre, then pan
+        a, b, d, e = cos, -sin, sin, cos
+        c = centre + dx - a * centre - b * centre
+        f = centre + dy - d * centre - e * centre
+        warped = image.transform((size, size), Image.Transform.AFFINE, (a, b, c, d, e, f),
+                                 Image.Resampling.BILINEAR)  # fmt: skip
+        frames.append(np.asarray(warped))
+    return frames
 
 
 def child_env(setting: str) -> dict[str, str]:
@@ -239,9 +278,9 @@ def ratios(results: dict) -> dict:
 
 
 def official(args) -> list[dict]:
-    """The idle side-by-side against the official loop, with OpenMP's defaults and with PASSIVE."""
+    """The idle side-by-side against the official loop: OpenMP's defaults, PASSIVE, and mraa's default."""
     rows = []
-    for setting in ("before", "passive-2t"):
+    for setting in ("before", "passive-2t", "default"):
         cmd = [sys.executable, str(OFFICIAL_BENCH), "--official", args.official, "--config", "vox256"]
         cmd += ["--frames", str(args.official_frames), "--repeats", "3", "--mode", "avd"]
         before = loadavg()
@@ -257,48 +296,43 @@ def official(args) -> list[dict]:
 
 def train_workers(args, work: Path) -> dict:
     """Wall time of ``mraa train`` (synth64 config, one short epoch) with 0, 1 and 2 data-loader workers,
-    idle and beside ``--neighbours`` busy processes; the default environment (what mraa.runtime chooses)."""
+    idle and beside ``--neighbours`` busy processes, for each of ``--settings`` (e.g. before,default)."""
     runs: dict = {}
     for round_index in range(args.rounds):
         for neighbours in args.neighbours:
             busy = start_neighbours(neighbours)
             try:
                 for workers in (0, 1, 2):
-                    log_dir = work / f"train-{round_index}-{neighbours}-{workers}"
-                    cmd = [
-                        sys.executable,
-                        "-m",
-                        "mraa",
-                        "train",
-                        "--config",
-                        str(ROOT / "configs" / "synth64.yaml"),
-                    ]
-                    cmd += ["--data", args.train, "--log-dir", str(log_dir), "--no-progress", "--seed", "0"]
-                    cmd += ["--workers", str(workers), "--set", "train_params.num_epochs=1"]
-                    cmd += ["--set", f"train_params.num_repeats={args.train_repeats}"]
-                    before = loadavg()
-                    start = time.perf_counter()
-                    result = subprocess.run(cmd, env=child_env("default"), capture_output=True, text=True)
-                    seconds = time.perf_counter() - start
-                    run = {"seconds": seconds, "load_before": before, "load_after": loadavg()}
-                    if result.returncode != 0:
-                        run = {
-                            "error": (result.stderr.strip().splitlines() or ["?"])[-1],
-                            "load_before": before,
-                        }
-                    runs.setdefault(f"{neighbours}-neighbours", {}).setdefault(
-                        f"{workers}-workers", []
-                    ).append(run)
+                    for setting in args.settings:
+                        log_dir = work / f"train-{round_index}-{neighbours}-{workers}-{setting}"
+                        run = train_once(args, log_dir, workers, setting)
+                        key = f"{workers}-workers {setting}"
+                        runs.setdefault(f"{neighbours}-neighbours", {}).setdefault(key, []).append(run)
+                        print(json.dumps({"run": [neighbours, key], **run}), file=sys.stderr, flush=True)
             finally:
                 stop_neighbours(busy)
     return {name: {k: summarise(v) for k, v in by.items()} for name, by in runs.items()}
+
+
+def train_once(args, log_dir: Path, workers: int, setting: str) -> dict:
+    cmd = [sys.executable, "-m", "mraa", "train", "--config", str(ROOT / "configs" / "synth64.yaml")]
+    cmd += ["--data", args.train, "--log-dir", str(log_dir), "--no-progress", "--seed", "0"]
+    cmd += ["--workers", str(workers), "--set", "train_params.num_epochs=1"]
+    cmd += ["--set", f"train_params.num_repeats={args.train_repeats}"]
+    before = loadavg()
+    start = time.perf_counter()
+    result = subprocess.run(cmd, env=child_env(setting), capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        return {"error": (result.stderr.strip().splitlines() or ["?"])[-1], "load_before": before}
+    return {"seconds": seconds, "load_before": before, "load_after": loadavg()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--models", default="shipped,vox256", type=lambda s: s.split(","))
+    parser.add_argument("--models", default="shipped,photo,vox256", type=lambda s: s.split(","))
     parser.add_argument(
         "--settings", default="before,default,passive-1t,active-2t", type=lambda s: s.split(",")
     )

@@ -121,19 +121,24 @@ def test_a_users_set_num_threads_wins_for_good(monkeypatch):
     assert gov.adapt() == 3 and machine.calls == []
 
 
-def test_concurrent_computing_threads_share_the_cpus(monkeypatch):
+def test_threads_computing_at_once_share_the_cpus_and_a_waiting_one_does_not(monkeypatch):
     machine = FakeMachine(threads=4)
     gov = make_governor(machine, monkeypatch, budget=4)
-    results: dict[str, int] = {}
+    results: dict[str, list[int]] = {"a": [], "b": []}
     start, done = threading.Barrier(3), threading.Barrier(3)
 
-    def request(name: str) -> None:  # the app's request threads, each with its own OpenMP settings
-        for _ in range(3):
+    def request(name: str, rounds: int) -> None:  # the app's request threads, each with its own OpenMP ICVs
+        gov.enter()
+        for _ in range(rounds):
             start.wait()
-            results[name] = gov.adapt()
+            results[name].append(gov.adapt())
+            done.wait()
+        gov.leave()
+        for _ in range(3 - rounds):  # b is waiting (e.g. for the app's model lock), not computing
+            start.wait()
             done.wait()
 
-    workers = [threading.Thread(target=request, args=(name,)) for name in ("a", "b")]
+    workers = [threading.Thread(target=request, args=(name, n)) for name, n in (("a", 3), ("b", 1))]
     for worker in workers:
         worker.start()
     for _ in range(3):
@@ -142,7 +147,8 @@ def test_concurrent_computing_threads_share_the_cpus(monkeypatch):
         done.wait()
     for worker in workers:
         worker.join()
-    assert results == {"a": 2, "b": 2}
+    assert results["b"] == [2]  # both inside: 4 CPUs shared by 2 threads
+    assert results["a"] == [2, 2, 4]  # a alone after b left: all 4 again on the second sample with room
 
 
 def test_without_proc_stat_the_governor_is_off(tmp_path):

@@ -11,8 +11,8 @@ number of compute threads.
 step), samples every :data:`INTERVAL_S` how much of this process's CPUs other processes used
 (``/proc/stat`` over the affinity mask, minus this process's own CPU time), and sets torch's thread
 count to the CPUs left free, shared between the threads of this process that compute at the same time
-(the app's concurrent requests): one thread beside a busy neighbour on two cores, all of them again
-once it stops. A thread is dropped after one sample that says so, added back after :data:`UP_SAMPLES`.
+(inside :func:`computing`): one thread beside a busy neighbour on two cores, all of them again once it
+stops. A thread is dropped after one sample that says so, added back after :data:`UP_SAMPLES`.
 
 It stays out of the way of a user's choice: it is off when ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` is
 set, when ``MRAA_ADAPTIVE_THREADS=0``, where ``/proc/stat`` cannot be read (then mraa sets
@@ -22,22 +22,25 @@ was called by anyone else. It never raises the thread count above the one torch 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import threading
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SWITCH = "MRAA_ADAPTIVE_THREADS"  # "0" turns the governor off
 PROC_STAT = Path("/proc/stat")
 INTERVAL_S = 0.25  # seconds between load samples
 UP_SAMPLES = 2  # consecutive samples with room to spare before a thread is added
-ACTIVE_S = 1.0  # a thread that computed within this many seconds shares the CPUs
 STARTUP_SAMPLE_MAX_AGE_S = 20.0  # an older start-up sample is not used for the first decision
 DOWN_MARGIN = 0.4  # free CPUs are rounded up from .6 when deciding to drop a thread ...
 UP_MARGIN = 0.2  # ... and from .8 when deciding to add one (hysteresis)
@@ -156,11 +159,24 @@ class ThreadGovernor:
         self._last = start or self._sample()
         self._streak = 0
         self._lock = threading.Lock()
-        self._active: dict[int, float] = {}
+        self._inside: dict[int, int] = {}  # thread id -> nesting depth of computing()
         self._local = threading.local()
         self._global = self.maximum  # the count torch gives a new thread (the last one set)
         if self._last is None:
             self.enabled = False
+
+    def enter(self) -> None:
+        """The calling thread starts computing (it shares the CPUs with the others inside)."""
+        ident = threading.get_ident()
+        with self._lock:
+            self._inside[ident] = self._inside.get(ident, 0) + 1
+
+    def leave(self) -> None:
+        ident = threading.get_ident()
+        with self._lock:
+            depth = self._inside.pop(ident, 1) - 1
+            if depth > 0:
+                self._inside[ident] = depth
 
     def adapt(self) -> int:
         """Re-sample when due and apply the thread count to the calling thread; returns it."""
@@ -168,28 +184,27 @@ class ThreadGovernor:
             return self._get()
         now = time.monotonic()
         with self._lock:
-            self._active[threading.get_ident()] = now
             if now - self._last.time >= INTERVAL_S:
-                self._update(now)
+                self._update()
             target = self.target
         return self._apply(target)
 
-    def _update(self, now: float) -> None:
+    def _update(self) -> None:
         sample = self._sample()
         if sample is None:
             return
         self.others = others_cpus(self._last, sample)
         self._last = sample
-        self._active = {k: t for k, t in self._active.items() if now - t <= ACTIVE_S}
+        computing_threads = max(1, len(self._inside))
         free = self.budget - self.others
-        chosen = choose_threads(self.target, self.maximum, free, len(self._active), self._streak)
-        share = free / max(1, len(self._active))
+        chosen = choose_threads(self.target, self.maximum, free, computing_threads, self._streak)
+        share = free / computing_threads
         wants_more = math.floor(share + UP_MARGIN) > self.target
         self._streak = self._streak + 1 if wants_more and chosen == self.target else 0
         if chosen != self.target:
             log.debug(
                 "threads: %d -> %d (other processes use %.2f of %d CPUs, %d computing thread(s))",
-                self.target, chosen, self.others, self.budget, len(self._active),
+                self.target, chosen, self.others, self.budget, computing_threads,
             )  # fmt: skip
             self.target = chosen
 
@@ -230,11 +245,10 @@ def disallow() -> None:
     _allowed, _governor = False, None
 
 
-def adapt_threads() -> None:
-    """Let the governor set this thread's compute threads (cheap: a sample every :data:`INTERVAL_S`)."""
+def _get_governor() -> ThreadGovernor | None:
     global _governor
     if not _allowed:
-        return
+        return None
     if _governor is None:
         with _governor_lock:
             if _governor is None:
@@ -244,9 +258,43 @@ def adapt_threads() -> None:
                 if start is not None and time.monotonic() - start.time > STARTUP_SAMPLE_MAX_AGE_S:
                     start = None
                 _governor = ThreadGovernor(torch.get_num_threads(), _budget, start)
-    _governor.adapt()
+    return _governor
+
+
+def adapt_threads() -> None:
+    """Let the governor set this thread's compute threads (cheap: a sample every :data:`INTERVAL_S`)."""
+    gov = _get_governor()
+    if gov is not None:
+        gov.adapt()
+
+
+@contextmanager
+def computing() -> Iterator[None]:
+    """Compute inside: the thread counts as computing (CPUs are shared between such threads) and its
+    torch thread count is adapted on entry. Nests."""
+    gov = _get_governor()
+    if gov is None:
+        yield
+        return
+    gov.enter()
+    try:
+        gov.adapt()
+        yield
+    finally:
+        gov.leave()
 
 
 def current() -> ThreadGovernor | None:
     """The running governor (None before the first batch or when it is off)."""
     return _governor
+
+
+def computes(function: Callable[..., T]) -> Callable[..., T]:
+    """Decorator: run ``function`` inside :func:`computing`."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        with computing():
+            return function(*args, **kwargs)
+
+    return wrapper

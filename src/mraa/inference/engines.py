@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from mraa.errors import MRAAError
 from mraa.geometry import RegionParams, covar_to_affine
-from mraa.governor import adapt_threads
+from mraa.governor import computes
 from mraa.models import MRAAModels
 from mraa.modules.fusion import fuse_conv_bn, inference_form
 from mraa.modules.packed import cpu_bf16_supported, pack_for_cpu_inference, packing_available
@@ -161,10 +161,10 @@ class TorchEngine:
         self._generator = torch.compile(self.models.generator) if compile else self.models.generator
 
     def _on_device(self, frames: Tensor) -> Tensor:
-        adapt_threads()  # fewer compute threads while other processes use the CPUs (mraa.governor)
         return frames.to(self.device).contiguous(memory_format=self.memory_format)
 
     @torch.no_grad()
+    @computes  # fewer compute threads while other processes use the CPUs (mraa.governor)
     def encode_source(self, source: Tensor) -> SourceState:
         source = self._on_device(source)
         params = self.regions(source)
@@ -178,12 +178,13 @@ class TorchEngine:
         return SourceState(source, params, features, small, gaussians)
 
     @torch.no_grad()
+    @computes
     def regions(self, frames: Tensor) -> RegionParams:
         return _without_moments(self.models.region_predictor(self._on_device(frames)))
 
     @torch.no_grad()
+    @computes
     def render(self, state: SourceState, region_params: RegionParams, bg_params: Tensor | None) -> dict:
-        adapt_threads()
         b = region_params["shift"].shape[0]
         source_params = {k: v.expand(b, *v.shape[1:]) for k, v in state.region_params.items()}
         flow = self.models.generator.pixelwise_flow_predictor
@@ -207,6 +208,7 @@ class TorchEngine:
         return {k: v.float() for k, v in out.items()}
 
     @torch.no_grad()
+    @computes
     def background(self, source: Tensor, driving: Tensor) -> Tensor | None:
         return self.models.bg_predictor(source, driving)
 
@@ -216,6 +218,7 @@ class TorchEngine:
         return self.models.bg_predictor.fc is not None
 
     @torch.no_grad()
+    @computes
     def avd(self, source: RegionParams, driving: RegionParams) -> RegionParams:
         return self.models.avd_network(source, driving)
 

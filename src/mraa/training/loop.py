@@ -29,7 +29,7 @@ from mraa.atomic import atomic_path, remove_stale_temps
 from mraa.checkpoint import load_checkpoint, save_checkpoint
 from mraa.config import MRAAConfig, TrainAVDParams, TrainParams, save_config
 from mraa.errors import MRAAError
-from mraa.governor import adapt_threads
+from mraa.governor import computes
 from mraa.models import MRAAModels
 from mraa.training.checkpoints import checkpoint_path, prune_after_save
 from mraa.training.data import EpochLoader
@@ -355,6 +355,7 @@ def run_epochs(
     return state
 
 
+@computes  # fewer compute threads while other processes (or busy data workers) use the CPUs
 def train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -365,7 +366,6 @@ def train_step(
     where: tuple[int, int],
 ) -> tuple[dict[str, float], dict]:
     """One optimisation step on ``batch``: the loss values (averaged over processes) and the outputs."""
-    adapt_threads()  # fewer compute threads while other processes (or busy data workers) use the CPUs
     with autocast(info.device, amp):
         losses, outputs = model(batch)
     loss = sum(value.float() for value in losses.values())
