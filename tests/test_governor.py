@@ -82,10 +82,12 @@ class FakeMachine:
         self.calls.append(n)
 
 
-def make_governor(machine: FakeMachine, monkeypatch, budget: int = 2) -> ThreadGovernor:
+def make_governor(
+    machine: FakeMachine, monkeypatch, budget: int = 2, cpus: int | None = None
+) -> ThreadGovernor:
     monkeypatch.setattr(governor.time, "monotonic", lambda: machine.now)
-    return ThreadGovernor(machine.default, budget, sample=machine.sample, get_threads=machine.get,
-                          set_threads=machine.set)  # fmt: skip
+    return ThreadGovernor(machine.default, budget, cpus=frozenset(range(cpus or budget)), sample=machine.sample,
+                          get_threads=machine.get, set_threads=machine.set)  # fmt: skip
 
 
 def test_a_busy_neighbour_drops_a_thread_and_leaving_brings_it_back(monkeypatch):
@@ -106,6 +108,18 @@ def test_a_busy_neighbour_drops_a_thread_and_leaving_brings_it_back(monkeypatch)
     assert gov.adapt() == 1  # one sample with room is not enough ...
     machine.advance(0.3)
     assert gov.adapt() == 2 and machine.calls == [1, 2]  # ... two are
+
+
+def test_under_a_quota_the_hosts_other_load_does_not_count(monkeypatch):
+    """``docker --cpus 2`` on a 64-core host: 40 busy host CPUs still leave this container its 2."""
+    machine = FakeMachine()
+    gov = make_governor(machine, monkeypatch, budget=2, cpus=64)
+    machine.neighbour = 40.0
+    machine.advance(0.3)
+    assert gov.adapt() == 2 and machine.calls == []
+    machine.neighbour = 63.0  # the host is full: our CPUs are contended after all
+    machine.advance(0.3)
+    assert gov.adapt() == 1
 
 
 def test_a_users_set_num_threads_wins_for_good(monkeypatch):
@@ -192,7 +206,9 @@ def test_the_engine_adapts_torch_threads_in_the_computing_thread(monkeypatch, ti
         pytest.skip("needs two torch threads")
     machine.neighbour = 8.0
     previous = torch.get_num_threads()
-    gov = ThreadGovernor(previous, machine.default, sample=machine.sample)
+    gov = ThreadGovernor(
+        previous, machine.default, cpus=frozenset(range(machine.default)), sample=machine.sample
+    )
     monkeypatch.setattr(governor.time, "monotonic", lambda: machine.now)
     monkeypatch.setattr(governor, "_allowed", True)
     monkeypatch.setattr(governor, "_governor", gov)
@@ -210,3 +226,22 @@ def test_the_engine_adapts_torch_threads_in_the_computing_thread(monkeypatch, ti
         assert seen == [1]
     finally:
         torch.set_num_threads(previous)
+
+
+def test_computing_nests_and_is_a_no_op_when_off(monkeypatch):
+    machine = FakeMachine()
+    gov = make_governor(machine, monkeypatch)
+    monkeypatch.setattr(governor, "_allowed", True)
+    monkeypatch.setattr(governor, "_governor", gov)
+    with governor.computing(), governor.computing():
+        assert gov._inside == {threading.get_ident(): 2}
+    assert gov._inside == {}
+
+    @governor.computes
+    def step(x: int) -> int:
+        return x + len(gov._inside)
+
+    assert step(1) == 2 and gov._inside == {}
+    monkeypatch.setattr(governor, "_allowed", False)
+    with governor.computing():
+        assert gov._inside == {}  # off: nothing is counted or changed

@@ -133,7 +133,11 @@ class ThreadGovernor:
 
     Args:
         maximum: the most threads a computing thread gets (torch's count when the governor starts).
-        budget: the CPUs this process may use (:class:`mraa.runtime.CpuBudget` ``.cpus``).
+        budget: the CPUs this process may use (:class:`mraa.runtime.CpuBudget` ``.cpus``: the affinity mask
+            and the cgroup quota).
+        cpus: the CPUs of the affinity mask, whose load is read (default: this process's). With a quota
+            below it (``docker --cpus 2`` on a 64-core host) the free CPUs count up to ``budget``: the
+            other containers' load on the host is theirs to share.
         start: a sample taken earlier (at start-up), so the first decision comes with the first batch.
     """
 
@@ -142,6 +146,7 @@ class ThreadGovernor:
         maximum: int,
         budget: int,
         start: LoadSample | None = None,
+        cpus: frozenset[int] | None = None,
         sample: Callable[[], LoadSample | None] | None = None,
         get_threads: Callable[[], int] | None = None,
         set_threads: Callable[[int], None] | None = None,
@@ -149,7 +154,8 @@ class ThreadGovernor:
         import torch
 
         self.maximum, self.budget = max(1, maximum), max(1, budget)
-        cpus = affinity_set()
+        cpus = cpus if cpus is not None else affinity_set()
+        self.cpus = len(cpus) if cpus else self.budget
         self._sample = sample or (lambda: take_sample(cpus))
         self._get = get_threads or torch.get_num_threads
         self._set = set_threads or torch.set_num_threads
@@ -196,7 +202,7 @@ class ThreadGovernor:
         self.others = others_cpus(self._last, sample)
         self._last = sample
         computing_threads = max(1, len(self._inside))
-        free = self.budget - self.others
+        free = min(self.budget, self.cpus - self.others)
         chosen = choose_threads(self.target, self.maximum, free, computing_threads, self._streak)
         share = free / computing_threads
         wants_more = math.floor(share + UP_MARGIN) > self.target
