@@ -12,7 +12,8 @@ from typing import Any
 
 from mraa import runtime as _runtime
 
-# idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE) unless the user chose, or torch is already loaded
+# compute threads from the CPU budget, and the load-following governor allowed, unless the user chose
+# (OMP_NUM_THREADS, MRAA_ADAPTIVE_THREADS=0: then OMP_WAIT_POLICY=PASSIVE); nothing is written once torch loaded
 _runtime.prepare_environment()
 
 __version__ = "0.1.0"
