@@ -178,7 +178,10 @@ def test_switch_and_user_threads_turn_it_off():
     assert not governor.enabled_by({}, "OMP_NUM_THREADS=2")
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or not governor.available(),
+    reason="needs CPU affinity and /proc/stat",
+)
 def test_a_real_busy_neighbour_is_measured():
     """A spinning process pinned to one of our CPUs shows up as about one busy CPU there."""
     cpu = min(os.sched_getaffinity(0))
