@@ -13,6 +13,8 @@ import importlib.util
 import os
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -181,6 +183,65 @@ def test_cached_build_reuses_finished_builds_and_leaves_nothing_of_failed_ones(t
     with pytest.raises(RuntimeError):
         cached_build("k2", broken)
     assert sorted(p.name for p in (tmp_path / "cache" / "web").iterdir()) == ["k1"]
+
+
+def _end_process_holds(monkeypatch):
+    """Forget this process's holds on its builds, as if each build had been served by another process."""
+    from mraa.export import web_serve
+
+    for fd in web_serve._held.values():
+        os.close(fd)
+    monkeypatch.setattr(web_serve, "_held", {})
+
+
+def test_the_cache_keeps_recent_builds_and_never_removes_one_in_use_or_not_its_own(tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    from mraa.atomic import OWNER_NAME, temp_dir
+    from mraa.export.web import RUNTIME_FILES
+    from mraa.export.web_serve import KEEP_BUILDS, MARKER, cached_build
+
+    runtime = tmp_path / "dist"
+    runtime.mkdir()
+    for name in RUNTIME_FILES:
+        (runtime / name).write_text("")
+    monkeypatch.setenv("MRAA_ORT_WEB_DIR", str(runtime))
+    monkeypatch.setenv("MRAA_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "cache" / "web"
+    root.mkdir(parents=True)
+    (root / "my-notes").mkdir()  # the user's own folder, and one with a marker mraa did not write
+    (root / "my-notes" / "a.txt").write_text("mine")
+    (root / "fake").mkdir()
+    (root / "fake" / MARKER).write_text("not mraa's text")
+    killed = temp_dir(root, "build")  # a build killed half-way in an earlier process
+    (killed / "half.onnx").write_text("")
+    os.utime(killed, (0, 0))
+
+    def build(folder):
+        (folder / "index.html").write_text("page")
+
+    served = cached_build("k0", build)
+    holder = subprocess.Popen(  # another `mraa web` serving k0: a shared lock on its marker
+        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_SH); "
+         "print('held', flush=True); sys.stdin.read()", str(served / MARKER)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        _end_process_holds(monkeypatch)
+        for age, key in enumerate(["k1", "k2", "k3", "k4", "k5"], start=1):
+            os.utime(served / MARKER, (0, 0))  # k0 is the oldest build
+            folder = cached_build(key, build)
+            os.utime(folder / MARKER, (age * 100, age * 100))
+            _end_process_holds(monkeypatch)
+        names = sorted(p.name for p in root.iterdir())
+        # the newest KEEP_BUILDS, the one in use, and everything that is not a finished mraa build
+        assert names == sorted(["k3", "k4", "k5", "k0", "fake", "my-notes"]) and KEEP_BUILDS == 3
+        assert (root / "my-notes" / "a.txt").read_text() == "mine" and not (killed / OWNER_NAME).exists()
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    cached_build("k6", build)  # k0 is free now: pruned with the other old ones
+    assert sorted(p.name for p in root.iterdir()) == sorted(["k4", "k5", "k6", "fake", "my-notes"])
 
 
 # ----------------------------------------------------------------------------- the built page

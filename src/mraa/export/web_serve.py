@@ -3,22 +3,26 @@ on 127.0.0.1 with the headers multi-threaded WebAssembly needs (cross-origin iso
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import shutil
-import tempfile
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from mraa.atomic import lock_temp, release_temp, remove_stale_temps, temp_dir, unmark_dir
 from mraa.errors import MRAAError
 from mraa.export.web import PAGE_DIR, check_runtime, runtime_version
 
 log = logging.getLogger(__name__)
 
 MARKER = ".mraa-web-cache"  # written last into every cache folder mraa builds; clean-up removes only these
+MARKER_TEXT = "built by mraa web; safe to delete\n"
+KEEP_BUILDS = 3  # finished builds kept in the cache (the most recently used); builds in use are never removed
+_held: dict[Path, int] = {}  # builds this process uses: a shared flock on their marker, held until exit
 HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",  # with COEP: crossOriginIsolated, so WASM may use threads
     "Cross-Origin-Embedder-Policy": "require-corp",
@@ -48,24 +52,92 @@ def cache_key(*files: str | os.PathLike) -> str:
 
 def cached_build(key: str, build) -> Path:
     """The cache folder for ``key``, built by ``build(folder)`` when missing; finished folders hold MARKER
-    and are renamed into place whole (a failed build leaves nothing behind)."""
+    and are renamed into place whole (a failed build leaves nothing behind).
+
+    The folder stays in use by this process until it exits (a shared lock on its marker). The cache then
+    keeps the :data:`KEEP_BUILDS` most recently used builds and removes older ones that no ``mraa web``
+    holds, and the scratch folders of builds that were killed; nothing without mraa's marks is touched.
+    """
     check_runtime()
     root = cache_root()
     folder = root / key
-    if (folder / MARKER).is_file():
-        return folder
-    root.mkdir(parents=True, exist_ok=True)
-    if folder.exists():
-        raise MRAAError(f"{folder} exists but is not a finished mraa build: remove it and run again")
-    scratch = Path(tempfile.mkdtemp(dir=root, prefix=".build-"))
+    for _ in range(3):  # a build removed by another process between the check and the lock: look again
+        if (folder / MARKER).is_file():
+            if _hold(folder):
+                prune_builds(root, keep=KEEP_BUILDS)
+                return folder
+            continue
+        root.mkdir(parents=True, exist_ok=True)
+        if folder.exists():
+            raise MRAAError(f"{folder} exists but is not a finished mraa build: remove it and run again")
+        remove_stale_temps(root, "build")
+        scratch = temp_dir(root, "build")
+        lock = lock_temp(scratch)  # another process's clean-up leaves a build in progress alone
+        try:
+            build(scratch)
+            (scratch / MARKER).write_text(MARKER_TEXT)
+            unmark_dir(scratch)
+            os.replace(scratch, folder)
+        finally:
+            release_temp(lock)
+            if scratch.exists():
+                shutil.rmtree(scratch)
+    raise MRAAError(f"{folder} keeps disappearing: is another program cleaning {root}?")
+
+
+def _hold(folder: Path) -> bool:
+    """Take a shared lock on ``folder``'s marker for this process's lifetime and mark it as just used;
+    False when the build was removed meanwhile."""
+    if folder in _held:
+        return True
     try:
-        build(scratch)
-        (scratch / MARKER).write_text("built by mraa web; safe to delete\n")
-        os.replace(scratch, folder)
-    finally:
-        if scratch.exists():
-            shutil.rmtree(scratch)
-    return folder
+        fd = os.open(folder / MARKER, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except ImportError:  # Windows: no flock; pruning there goes by last use alone
+        pass
+    if not (folder / MARKER).is_file():  # removed while we waited for the lock
+        os.close(fd)
+        return False
+    with contextlib.suppress(OSError):
+        os.utime(folder / MARKER)  # last use: pruning keeps the most recent
+    _held[folder] = fd
+    return True
+
+
+def prune_builds(root: Path, keep: int = KEEP_BUILDS) -> list[Path]:
+    """Remove finished builds in ``root`` beyond the ``keep`` most recently used, skipping any that a
+    running ``mraa web`` holds; returns what was removed. Only folders holding mraa's marker are candidates."""
+    builds = []
+    for entry in root.iterdir() if root.is_dir() else ():
+        marker = entry / MARKER
+        if entry.is_symlink() or not entry.is_dir() or marker.is_symlink() or not marker.is_file():
+            continue
+        with contextlib.suppress(OSError):
+            if marker.read_text() == MARKER_TEXT:
+                builds.append((marker.stat().st_mtime, entry))
+    builds.sort(reverse=True)
+    removed = []
+    for _, entry in builds[keep:]:
+        if entry in _held:
+            continue
+        fd = lock_temp(entry / MARKER)  # fails while any process holds it (a build being served)
+        if fd is None:
+            continue
+        try:
+            shutil.rmtree(entry)
+            removed.append(entry)
+        except OSError as exc:
+            log.debug("could not remove %s: %s", entry, exc)
+        finally:
+            release_temp(fd)
+    if removed:
+        log.info("removed %d older build(s) from the web cache %s", len(removed), root)
+    return removed
 
 
 class _Handler(SimpleHTTPRequestHandler):
