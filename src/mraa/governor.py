@@ -7,8 +7,8 @@ the other process wants, and a parallel region waits for its slowest, pre-empted
 wait policy once, so mraa keeps OpenMP's default spin and changes what it can change at any time: the
 number of compute threads.
 
-:func:`adapt_threads`, called by the compute loops (the inference engine before each batch, the training
-step), samples every :data:`INTERVAL_S` how much of this process's CPUs other processes used
+:func:`computing` (:func:`computes`), around the compute calls (the inference engine's model calls, the
+training step), samples every :data:`INTERVAL_S` how much of this process's CPUs other processes used
 (``/proc/stat`` over the affinity mask, minus this process's own CPU time), and sets torch's thread
 count to the CPUs left free, shared between the threads of this process that compute at the same time
 (inside :func:`computing`): one thread beside a busy neighbour on two cores, all of them again once it
@@ -118,8 +118,9 @@ def choose_threads(current: int, maximum: int, free: float, sharing: int = 1, st
     return current
 
 
+@functools.lru_cache(maxsize=4)
 def available(stat: Path = PROC_STAT) -> bool:
-    """Whether the load can be read here (Linux ``/proc/stat``)."""
+    """Whether the load can be read here (Linux ``/proc/stat``); read once per process."""
     return take_sample(stat=stat) is not None
 
 
@@ -204,9 +205,8 @@ class ThreadGovernor:
         computing_threads = max(1, len(self._inside))
         free = min(self.budget, self.cpus - self.others)
         chosen = choose_threads(self.target, self.maximum, free, computing_threads, self._streak)
-        share = free / computing_threads
-        wants_more = math.floor(share + UP_MARGIN) > self.target
-        self._streak = self._streak + 1 if wants_more and chosen == self.target else 0
+        room = choose_threads(self.target, self.maximum, free, computing_threads, UP_SAMPLES)  # no waiting
+        self._streak = self._streak + 1 if room > self.target == chosen else 0
         if chosen != self.target:
             log.debug(
                 "threads: %d -> %d (other processes use %.2f of %d CPUs, %d computing thread(s))",
@@ -241,16 +241,6 @@ def allow(budget: int, start: LoadSample | None) -> None:
     _allowed, _startup, _budget = True, start, budget
 
 
-def is_allowed() -> bool:
-    return _allowed
-
-
-def disallow() -> None:
-    """Turn the governor off (tests; a user's later choice)."""
-    global _allowed, _governor
-    _allowed, _governor = False, None
-
-
 def _get_governor() -> ThreadGovernor | None:
     global _governor
     if not _allowed:
@@ -265,13 +255,6 @@ def _get_governor() -> ThreadGovernor | None:
                     start = None
                 _governor = ThreadGovernor(torch.get_num_threads(), _budget, start)
     return _governor
-
-
-def adapt_threads() -> None:
-    """Let the governor set this thread's compute threads (cheap: a sample every :data:`INTERVAL_S`)."""
-    gov = _get_governor()
-    if gov is not None:
-        gov.adapt()
 
 
 @contextmanager

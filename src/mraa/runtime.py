@@ -214,15 +214,13 @@ def prepare_environment(
     """
     env = os.environ if env is None else env
     plan = plan_threads(env, budget)
-    adaptive = plan.adaptive
-    if adaptive and env is os.environ:
+    if plan.adaptive and env is os.environ:
         governor.allow(plan.budget.cpus, governor.take_sample())
     if env is os.environ and openmp_started():
-        plan = plan_threads(env, plan.budget)
         log.debug("threads: OpenMP already started, mraa leaves its settings: %s", plan.describe())
         return plan
     wanted = {}
-    if not adaptive and not any(env.get(name) for name in WAIT_VARIABLES):
+    if not plan.adaptive and not any(env.get(name) for name in WAIT_VARIABLES):
         wanted["OMP_WAIT_POLICY"] = "PASSIVE"
     if plan.user_threads is None and (process or plan.budget.cpus < (os.cpu_count() or plan.budget.cpus)):
         wanted["OMP_NUM_THREADS"] = str(plan.compute_threads)
