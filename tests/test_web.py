@@ -78,18 +78,28 @@ def test_export_web_names_the_setup_step_when_the_runtime_is_missing(tmp_path, m
     assert not (tmp_path / "page").exists()
 
 
-def test_export_web_refuses_existing_page_files_without_overwrite(tmp_path, monkeypatch, capsys):
-    """A folder holding the user's own index.html: refused (nothing replaced) unless --overwrite; a missing
-    parent folder is a typo, not a folder to create."""
+@pytest.fixture
+def web_cache(tmp_path, monkeypatch):
+    """Stand-in onnxruntime-web files and an empty ``mraa web`` cache; yields the cache's ``web`` folder
+    (not yet made). The process's holds on the builds end with the test."""
     pytest.importorskip("onnx")
-    from mraa.cli import main
     from mraa.export.web import RUNTIME_FILES
 
-    runtime = tmp_path / "runtime"
+    runtime = tmp_path / "dist"
     runtime.mkdir()
     for name in RUNTIME_FILES:
-        (runtime / name).write_bytes(b"")
+        (runtime / name).write_text("")
     monkeypatch.setenv("MRAA_ORT_WEB_DIR", str(runtime))
+    monkeypatch.setenv("MRAA_CACHE_DIR", str(tmp_path / "cache"))
+    yield tmp_path / "cache" / "web"
+    _end_process_holds()
+
+
+def test_export_web_refuses_existing_page_files_without_overwrite(tmp_path, web_cache, capsys):
+    """A folder holding the user's own index.html: refused (nothing replaced) unless --overwrite; a missing
+    parent folder is a typo, not a folder to create."""
+    from mraa.cli import main
+
     page = tmp_path / "page"
     page.mkdir()
     (page / "index.html").write_text("mine")
@@ -127,17 +137,9 @@ def test_page_and_docs_name_only_real_mraa_options():
             assert option in options, f"mraa {command} {option}"
 
 
-def test_mraa_web_refuses_a_busy_or_bad_port(capsys, tmp_path, monkeypatch):
-    pytest.importorskip("onnx")
+def test_mraa_web_refuses_a_busy_or_bad_port(capsys, tmp_path, web_cache):
     from mraa.cli import main
-    from mraa.export.web import RUNTIME_FILES
 
-    runtime = tmp_path / "dist"
-    runtime.mkdir()
-    for name in RUNTIME_FILES:
-        (runtime / name).write_text("")
-    monkeypatch.setenv("MRAA_ORT_WEB_DIR", str(runtime))
-    monkeypatch.setenv("MRAA_CACHE_DIR", str(tmp_path / "cache"))
     assert main(["web", "--port", "70000"]) == 2
     assert "--port must be between" in capsys.readouterr().err
     with socket.socket() as busy:
@@ -156,17 +158,9 @@ def test_mraa_web_refuses_a_busy_or_bad_port(capsys, tmp_path, monkeypatch):
     assert not (tmp_path / "cache").exists()  # refused before building anything
 
 
-def test_cached_build_reuses_finished_builds_and_leaves_nothing_of_failed_ones(tmp_path, monkeypatch):
-    pytest.importorskip("onnx")
-    from mraa.export.web import RUNTIME_FILES
+def test_cached_build_reuses_finished_builds_and_leaves_nothing_of_failed_ones(web_cache):
     from mraa.export.web_serve import MARKER, cached_build
 
-    runtime = tmp_path / "dist"
-    runtime.mkdir()
-    for name in RUNTIME_FILES:
-        (runtime / name).write_text("")
-    monkeypatch.setenv("MRAA_ORT_WEB_DIR", str(runtime))
-    monkeypatch.setenv("MRAA_CACHE_DIR", str(tmp_path / "cache"))
     calls = []
 
     def build(folder):
@@ -182,31 +176,23 @@ def test_cached_build_reuses_finished_builds_and_leaves_nothing_of_failed_ones(t
     assert (first / MARKER).is_file() and (first / "index.html").read_text() == "page"
     with pytest.raises(RuntimeError):
         cached_build("k2", broken)
-    assert sorted(p.name for p in (tmp_path / "cache" / "web").iterdir()) == ["k1"]
+    assert sorted(p.name for p in web_cache.iterdir()) == ["k1"]
 
 
-def _end_process_holds(monkeypatch):
-    """Forget this process's holds on its builds, as if each build had been served by another process."""
+def _end_process_holds():
+    """Release this process's holds on its builds, as if each build had been served by another process."""
     from mraa.export import web_serve
 
     for fd in web_serve._held.values():
         os.close(fd)
-    monkeypatch.setattr(web_serve, "_held", {})
+    web_serve._held.clear()
 
 
-def test_the_cache_keeps_recent_builds_and_never_removes_one_in_use_or_not_its_own(tmp_path, monkeypatch):
-    pytest.importorskip("onnx")
+def test_the_cache_keeps_recent_builds_and_never_removes_one_in_use_or_not_its_own(web_cache):
     from mraa.atomic import OWNER_NAME, temp_dir
-    from mraa.export.web import RUNTIME_FILES
     from mraa.export.web_serve import KEEP_BUILDS, MARKER, cached_build
 
-    runtime = tmp_path / "dist"
-    runtime.mkdir()
-    for name in RUNTIME_FILES:
-        (runtime / name).write_text("")
-    monkeypatch.setenv("MRAA_ORT_WEB_DIR", str(runtime))
-    monkeypatch.setenv("MRAA_CACHE_DIR", str(tmp_path / "cache"))
-    root = tmp_path / "cache" / "web"
+    root = web_cache
     root.mkdir(parents=True)
     (root / "my-notes").mkdir()  # the user's own folder, and one with a marker mraa did not write
     (root / "my-notes" / "a.txt").write_text("mine")
@@ -227,12 +213,12 @@ def test_the_cache_keeps_recent_builds_and_never_removes_one_in_use_or_not_its_o
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "held"
-        _end_process_holds(monkeypatch)
+        _end_process_holds()
         for age, key in enumerate(["k1", "k2", "k3", "k4", "k5"], start=1):
             os.utime(served / MARKER, (0, 0))  # k0 is the oldest build
             folder = cached_build(key, build)
             os.utime(folder / MARKER, (age * 100, age * 100))
-            _end_process_holds(monkeypatch)
+            _end_process_holds()
         names = sorted(p.name for p in root.iterdir())
         # the newest KEEP_BUILDS, the one in use, and everything that is not a finished mraa build
         assert names == sorted(["k3", "k4", "k5", "k0", "fake", "my-notes"]) and KEEP_BUILDS == 3
